@@ -1,0 +1,30 @@
+//! The rule-matching engine that runs inside every compiled IPS module.
+//!
+//! The pattern compiler (`sandgate-patterns`) lowers parsed rules into a
+//! [`RuleSet`], serialises it with [`RuleSet::to_bytes`] and embeds the bytes
+//! into the wasm guest (`sandgate-rules-guest`), which deserialises it once
+//! per instance and evaluates packets with [`Matcher`]. The same code also
+//! runs natively, which is how the benchmarks measure what the sandbox costs.
+//!
+//! Modules:
+//! - [`ir`]: the compiled rule representation (header sets, payload ops).
+//! - [`content`]: content search with Suricata's offset/depth/distance/within
+//!   semantics and backtracking over relative matches.
+//! - [`matcher`]: the multi-pattern prefilter and per-packet evaluation.
+//!
+//! Start with [`Matcher::matches`].
+
+pub mod content;
+pub mod ir;
+pub mod matcher;
+
+pub use ir::{
+    Action, Content, FlowCond, FormatError, IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet, Threshold,
+    ThresholdKind, TrackBy,
+};
+pub use matcher::{Direction, Matcher, PacketView, Scratch};
+
+/// Bit in [`PacketView::flow_flags`]: the flow is established.
+pub const FLOW_ESTABLISHED: u32 = 1;
+/// Bit in [`PacketView::flow_flags`]: the payload is reassembled stream data.
+pub const FLOW_STREAM: u32 = 2;
