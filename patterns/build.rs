@@ -7,10 +7,21 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("patterns/ sits in the workspace root").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("patterns/ sits in the workspace root")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for path in ["patterns/guest/src", "patterns/guest/Cargo.toml", "patterns/matcher/src", "patterns/matcher/Cargo.toml", "wit", "Cargo.lock"] {
+    for path in [
+        "patterns/guest/src",
+        "patterns/guest/Cargo.toml",
+        "patterns/matcher/src",
+        "patterns/matcher/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
@@ -44,7 +55,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("could not run cargo for the wasm guest");
+    let status = cmd
+        .status()
+        .expect("could not run cargo for the wasm guest");
     if !status.success() {
         panic!(
             "building the wasm rules guest failed (is the target installed? \

@@ -77,7 +77,11 @@ pub enum BundleErrorKind {
     #[error("module `{id}`: bytes at {offset}+{len} lie outside the file")]
     OutOfBounds { id: String, offset: u64, len: u64 },
     #[error("module `{id}`: SHA-256 mismatch (manifest {want}, content {got})")]
-    Hash { id: String, want: String, got: String },
+    Hash {
+        id: String,
+        want: String,
+        got: String,
+    },
 }
 
 /// Hex SHA-256 of `bytes`.
@@ -114,7 +118,8 @@ impl Bundle {
     pub fn to_bytes(&self) -> Vec<u8> {
         // A manifest of plain strings and numbers always serialises.
         let json = serde_json::to_vec(&self.manifest).unwrap_or_default();
-        let mut out = Vec::with_capacity(12 + json.len() + self.modules.iter().map(Vec::len).sum::<usize>());
+        let mut out =
+            Vec::with_capacity(12 + json.len() + self.modules.iter().map(Vec::len).sum::<usize>());
         out.extend_from_slice(BUNDLE_MAGIC);
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&json);
@@ -155,7 +160,10 @@ impl Bundle {
             if bytes.len() >= 8 || !BUNDLE_MAGIC.starts_with(bytes) {
                 return Err(err(BundleErrorKind::BadMagic));
             }
-            return Err(err(BundleErrorKind::Truncated(format!("{} bytes", bytes.len()))));
+            return Err(err(BundleErrorKind::Truncated(format!(
+                "{} bytes",
+                bytes.len()
+            ))));
         }
         if &bytes[..8] != BUNDLE_MAGIC {
             return Err(err(BundleErrorKind::BadMagic));
@@ -225,7 +233,11 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let b = Bundle::new(7, 1, vec![(entry("a"), vec![1, 2, 3]), (entry("b"), vec![4])]);
+        let b = Bundle::new(
+            7,
+            1,
+            vec![(entry("a"), vec![1, 2, 3]), (entry("b"), vec![4])],
+        );
         let back = Bundle::from_bytes(&b.to_bytes(), "t").expect("reads");
         assert_eq!(back, b);
     }
@@ -234,7 +246,10 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let bytes = Bundle::new(7, 1, vec![(entry("a"), vec![9; 100])]).to_bytes();
         for cut in 0..bytes.len() {
-            assert!(Bundle::from_bytes(&bytes[..cut], "t").is_err(), "cut at {cut}");
+            assert!(
+                Bundle::from_bytes(&bytes[..cut], "t").is_err(),
+                "cut at {cut}"
+            );
         }
     }
 

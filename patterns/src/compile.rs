@@ -16,9 +16,25 @@ use crate::rules::{parse_rules, Action, ParsedRule, Protocol, RuleOption, RuleSo
 
 /// Keywords this compiler lowers (interface 1.0.0).
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
-    "msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata", "content",
-    "nocase", "offset", "depth", "distance", "within", "startswith", "endswith", "fast_pattern",
-    "rawbytes", "flow",
+    "msg",
+    "sid",
+    "rev",
+    "gid",
+    "classtype",
+    "priority",
+    "reference",
+    "metadata",
+    "content",
+    "nocase",
+    "offset",
+    "depth",
+    "distance",
+    "within",
+    "startswith",
+    "endswith",
+    "fast_pattern",
+    "rawbytes",
+    "flow",
 ];
 
 /// Why a rule was left out of the compiled set.
@@ -76,7 +92,11 @@ pub struct Skipped {
 impl fmt::Display for Skipped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.sid {
-            Some(sid) => write!(f, "{}:{} (sid {}): {}", self.file, self.line, sid, self.reason),
+            Some(sid) => write!(
+                f,
+                "{}:{} (sid {}): {}",
+                self.file, self.line, sid, self.reason
+            ),
             None => write!(f, "{}:{}: {}", self.file, self.line, self.reason),
         }
     }
@@ -182,9 +202,12 @@ pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
             "classtype" => meta.classtype = Some(value().to_string()),
             "priority" => meta.priority = Some(parse_num(kw, value())?),
             "reference" => meta.references.push(value().to_string()),
-            "metadata" => meta
-                .metadata
-                .extend(value().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+            "metadata" => meta.metadata.extend(
+                value()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            ),
             "content" => contents.push(parse_content(opt)?),
             "rawbytes" => {}
             "flow" => parse_flow(value(), &mut flow)?,

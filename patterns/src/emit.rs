@@ -16,7 +16,8 @@ use thiserror::Error;
 use wasmparser::{Parser, Payload};
 
 /// The prebuilt matcher guest (core wasm module with the world embedded).
-pub const GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_rules_guest.wasm"));
+pub const GUEST_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_rules_guest.wasm"));
 
 /// Name of the custom section carrying a [`ModuleManifest`] as JSON.
 pub const MANIFEST_SECTION: &str = "sandgate-manifest";
@@ -65,8 +66,7 @@ pub fn rules_component(set: &RuleSet, manifest: &ModuleManifest) -> Result<Vec<u
         .map_err(EmitError::Component)?
         .encode()
         .map_err(EmitError::Component)?;
-    let json =
-        serde_json::to_vec(manifest).map_err(|e| EmitError::Serialize(e.to_string()))?;
+    let json = serde_json::to_vec(manifest).map_err(|e| EmitError::Serialize(e.to_string()))?;
     append_custom_section(&mut component, MANIFEST_SECTION, &json);
     Ok(component)
 }
@@ -136,7 +136,10 @@ fn embed_data(guest: &[u8], blob: &[u8]) -> Result<Vec<u8>, EmitError> {
         .map(|(i, _)| i)
         .collect();
     let [at] = hits.as_slice() else {
-        return Err(guest_err(format!("{} rule descriptors, expected 1", hits.len())));
+        return Err(guest_err(format!(
+            "{} rule descriptors, expected 1",
+            hits.len()
+        )));
     };
     let at = data_range.start + at + magic.len();
     patched[at..at + 4].copy_from_slice(&(addr as u32).to_le_bytes());

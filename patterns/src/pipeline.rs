@@ -75,13 +75,17 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     for path in &opts.inputs {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if ext != "rules" {
-            return Err(BuildError::UnknownInput { path: display(path) });
+            return Err(BuildError::UnknownInput {
+                path: display(path),
+            });
         }
         let bytes = std::fs::read(path).map_err(|source| BuildError::Read {
             path: display(path),
             source,
         })?;
-        let text = String::from_utf8(bytes).map_err(|_| BuildError::NotText { path: display(path) })?;
+        let text = String::from_utf8(bytes).map_err(|_| BuildError::NotText {
+            path: display(path),
+        })?;
         texts.push((display(path), text));
     }
     let sources: Vec<RuleSource<'_>> = texts
@@ -108,10 +112,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         rules: rules_compiled as u32,
         content_sha256: crate::bundle::sha256_hex(&content),
     };
-    let component = rules_component(&compiled.set, &manifest).map_err(|source| BuildError::Emit {
-        id: opts.module_id.clone(),
-        source,
-    })?;
+    let component =
+        rules_component(&compiled.set, &manifest).map_err(|source| BuildError::Emit {
+            id: opts.module_id.clone(),
+            source,
+        })?;
     let entry = ModuleEntry {
         id: opts.module_id.clone(),
         version: version.to_string(),

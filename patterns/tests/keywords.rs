@@ -68,39 +68,155 @@ fn matches(rule: &str, pkt: &Pkt<'_>) -> bool {
 #[test]
 fn content_and_modifiers_table() {
     let cases: &[(&str, &[u8], bool)] = &[
-        (r#"alert tcp any any -> any any (content:"abc"; sid:1;)"#, b"xxabcxx", true),
-        (r#"alert tcp any any -> any any (content:"abc"; sid:1;)"#, b"xxABCxx", false),
-        (r#"alert tcp any any -> any any (content:"abc"; nocase; sid:1;)"#, b"xxABCxx", true),
-        (r#"alert tcp any any -> any any (content:"|41 42|C"; sid:1;)"#, b"ABC", true),
-        (r#"alert tcp any any -> any any (content:"|3b|"; sid:1;)"#, b"a;b", true),
-        (r#"alert tcp any any -> any any (content:"a\;b"; sid:1;)"#, b"a;b", true),
-        (r#"alert tcp any any -> any any (content:"abc"; offset:2; sid:1;)"#, b"xxabc", true),
-        (r#"alert tcp any any -> any any (content:"abc"; offset:3; sid:1;)"#, b"xxabc", false),
-        (r#"alert tcp any any -> any any (content:"abc"; depth:4; sid:1;)"#, b"xabc", true),
-        (r#"alert tcp any any -> any any (content:"abc"; depth:4; sid:1;)"#, b"xxabc", false),
-        (r#"alert tcp any any -> any any (content:"abc"; offset:1; depth:3; sid:1;)"#, b"xabc", true),
-        (r#"alert tcp any any -> any any (content:"abc"; depth:3; offset:1; sid:1;)"#, b"xabc", true),
-        (r#"alert tcp any any -> any any (content:"a"; content:"b"; distance:1; sid:1;)"#, b"ab", false),
-        (r#"alert tcp any any -> any any (content:"a"; content:"b"; distance:1; sid:1;)"#, b"a-b", true),
-        (r#"alert tcp any any -> any any (content:"a"; content:"b"; within:1; sid:1;)"#, b"ab", true),
-        (r#"alert tcp any any -> any any (content:"a"; content:"b"; within:1; sid:1;)"#, b"a-b", false),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; sid:1;)"#,
+            b"xxabcxx",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; sid:1;)"#,
+            b"xxABCxx",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; nocase; sid:1;)"#,
+            b"xxABCxx",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"|41 42|C"; sid:1;)"#,
+            b"ABC",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"|3b|"; sid:1;)"#,
+            b"a;b",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"a\;b"; sid:1;)"#,
+            b"a;b",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; offset:2; sid:1;)"#,
+            b"xxabc",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; offset:3; sid:1;)"#,
+            b"xxabc",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; depth:4; sid:1;)"#,
+            b"xabc",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; depth:4; sid:1;)"#,
+            b"xxabc",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; offset:1; depth:3; sid:1;)"#,
+            b"xabc",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"abc"; depth:3; offset:1; sid:1;)"#,
+            b"xabc",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"a"; content:"b"; distance:1; sid:1;)"#,
+            b"ab",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"a"; content:"b"; distance:1; sid:1;)"#,
+            b"a-b",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"a"; content:"b"; within:1; sid:1;)"#,
+            b"ab",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"a"; content:"b"; within:1; sid:1;)"#,
+            b"a-b",
+            false,
+        ),
         // backtracking: the second "GET" is the one followed by "/x"
-        (r#"alert tcp any any -> any any (content:"GET"; content:"/x"; within:3; sid:1;)"#, b"GET /y GET /x", true),
-        (r#"alert tcp any any -> any any (content:"GET"; startswith; sid:1;)"#, b"GET /", true),
-        (r#"alert tcp any any -> any any (content:"GET"; startswith; sid:1;)"#, b" GET /", false),
-        (r#"alert tcp any any -> any any (content:".exe"; endswith; sid:1;)"#, b"a.exe", true),
-        (r#"alert tcp any any -> any any (content:".exe"; endswith; sid:1;)"#, b"a.exe?", false),
-        (r#"alert tcp any any -> any any (content:"GET"; content:!"admin"; sid:1;)"#, b"GET /", true),
-        (r#"alert tcp any any -> any any (content:"GET"; content:!"admin"; sid:1;)"#, b"GET /admin", false),
-        (r#"alert tcp any any -> any any (content:!"admin"; sid:1;)"#, b"", true),
+        (
+            r#"alert tcp any any -> any any (content:"GET"; content:"/x"; within:3; sid:1;)"#,
+            b"GET /y GET /x",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"GET"; startswith; sid:1;)"#,
+            b"GET /",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"GET"; startswith; sid:1;)"#,
+            b" GET /",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:".exe"; endswith; sid:1;)"#,
+            b"a.exe",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:".exe"; endswith; sid:1;)"#,
+            b"a.exe?",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"GET"; content:!"admin"; sid:1;)"#,
+            b"GET /",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"GET"; content:!"admin"; sid:1;)"#,
+            b"GET /admin",
+            false,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:!"admin"; sid:1;)"#,
+            b"",
+            true,
+        ),
         // content at the very end of the payload, offset at the end
-        (r#"alert tcp any any -> any any (content:"z"; offset:4; sid:1;)"#, b"abcdz", true),
-        (r#"alert tcp any any -> any any (content:"z"; offset:5; sid:1;)"#, b"abcdz", false),
+        (
+            r#"alert tcp any any -> any any (content:"z"; offset:4; sid:1;)"#,
+            b"abcdz",
+            true,
+        ),
+        (
+            r#"alert tcp any any -> any any (content:"z"; offset:5; sid:1;)"#,
+            b"abcdz",
+            false,
+        ),
         // nocase only folds ASCII
-        ("alert tcp any any -> any any (content:\"\u{e9}t\u{e9}\"; nocase; sid:1;)", "\u{c9}T\u{c9}".as_bytes(), false),
-        ("alert tcp any any -> any any (content:\"\u{e9}t\u{e9}\"; nocase; sid:1;)", "\u{e9}T\u{e9}".as_bytes(), true),
+        (
+            "alert tcp any any -> any any (content:\"\u{e9}t\u{e9}\"; nocase; sid:1;)",
+            "\u{c9}T\u{c9}".as_bytes(),
+            false,
+        ),
+        (
+            "alert tcp any any -> any any (content:\"\u{e9}t\u{e9}\"; nocase; sid:1;)",
+            "\u{e9}T\u{e9}".as_bytes(),
+            true,
+        ),
         // fast_pattern changes the prefilter, not the result
-        (r#"alert tcp any any -> any any (content:"ab"; content:"longer"; fast_pattern; sid:1;)"#, b"ab longer", true),
+        (
+            r#"alert tcp any any -> any any (content:"ab"; content:"longer"; fast_pattern; sid:1;)"#,
+            b"ab longer",
+            true,
+        ),
     ];
     for (rule, payload, want) in cases {
         assert_eq!(
@@ -119,17 +235,32 @@ fn header_table() {
         ("alert tcp any any -> any any (sid:1;)", true),
         ("alert udp any any -> any any (sid:1;)", false),
         ("alert ip any any -> any any (sid:1;)", true),
-        ("alert tcp 10.0.0.0/8 any -> 192.168.1.0/24 80 (sid:1;)", true),
-        ("alert tcp 10.0.0.0/8 any -> 192.168.1.0/24 81 (sid:1;)", false),
+        (
+            "alert tcp 10.0.0.0/8 any -> 192.168.1.0/24 80 (sid:1;)",
+            true,
+        ),
+        (
+            "alert tcp 10.0.0.0/8 any -> 192.168.1.0/24 81 (sid:1;)",
+            false,
+        ),
         ("alert tcp any any -> any 1:100 (sid:1;)", true),
         ("alert tcp any any -> any [!80,443] (sid:1;)", false),
         ("alert tcp $HOME_NET any -> any any (sid:1;)", true),
         ("alert tcp $EXTERNAL_NET any -> any any (sid:1;)", false),
         ("alert tcp 192.168.1.10 80 -> 10.0.0.1 any (sid:1;)", false),
         ("alert tcp 192.168.1.10 80 <> 10.0.0.1 any (sid:1;)", true),
-        ("alert tcp any any -> any any (flow:to_server,established; sid:1;)", true),
-        ("alert tcp any any -> any any (flow:to_client; sid:1;)", false),
-        ("alert tcp any any -> any any (flow:not_established; sid:1;)", false),
+        (
+            "alert tcp any any -> any any (flow:to_server,established; sid:1;)",
+            true,
+        ),
+        (
+            "alert tcp any any -> any any (flow:to_client; sid:1;)",
+            false,
+        ),
+        (
+            "alert tcp any any -> any any (flow:not_established; sid:1;)",
+            false,
+        ),
     ];
     for (rule, want) in cases {
         assert_eq!(matches(rule, &p), *want, "{rule}");
@@ -167,9 +298,17 @@ fn unsupported_rules_are_skipped_with_sid_line_and_keyword() {
     ));
     assert_eq!(skipped[0].0, 2);
     assert_eq!(skipped[0].1, Some(2));
-    assert!(skipped[0].2.starts_with("mixed.rules:2 (sid 2): unsupported keyword `pcre`"));
-    assert!(matches!(compiled.skipped[1].reason, SkipReason::UnsupportedProtocol(_)));
-    assert!(matches!(compiled.skipped[2].reason, SkipReason::DuplicateSid));
+    assert!(skipped[0]
+        .2
+        .starts_with("mixed.rules:2 (sid 2): unsupported keyword `pcre`"));
+    assert!(matches!(
+        compiled.skipped[1].reason,
+        SkipReason::UnsupportedProtocol(_)
+    ));
+    assert!(matches!(
+        compiled.skipped[2].reason,
+        SkipReason::DuplicateSid
+    ));
     assert!(skipped[3].2.contains("content"), "{}", skipped[3].2);
     assert!(skipped[4].2.contains("nocase"), "{}", skipped[4].2);
     assert_eq!(skipped[5].0, 7);

@@ -22,8 +22,8 @@ wit_bindgen::generate!({
 
 use exports::sandgate::pattern::inspector::Guest;
 use sandgate::pattern::types::{
-    Action, Batch, Direction, Hit, ModuleInfo, ModuleKind, RuleInfo, ThresholdKind,
-    ThresholdSpec, TrackBy,
+    Action, Batch, Direction, Hit, ModuleInfo, ModuleKind, RuleInfo, ThresholdKind, ThresholdSpec,
+    TrackBy,
 };
 
 /// First magic word of the descriptor (must match the compiler's).
@@ -167,7 +167,10 @@ impl Guest for RulesModule {
                 })?;
                 let l3 = {
                     let s = p.l3_offset as usize;
-                    batch.buffer.get(s..s.saturating_add(p.l3_len as usize)).unwrap_or(&[])
+                    batch
+                        .buffer
+                        .get(s..s.saturating_add(p.l3_len as usize))
+                        .unwrap_or(&[])
                 };
                 let view = PacketView {
                     flow_id: p.flow_id,

@@ -19,8 +19,8 @@ pub mod ir;
 pub mod matcher;
 
 pub use ir::{
-    Action, Content, FlowCond, FormatError, IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet, Threshold,
-    ThresholdKind, TrackBy,
+    Action, Content, FlowCond, FormatError, IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet,
+    Threshold, ThresholdKind, TrackBy,
 };
 pub use matcher::{Direction, Matcher, PacketView, Scratch};
 

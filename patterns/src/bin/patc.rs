@@ -10,7 +10,11 @@ use sandgate_patterns::pipeline::{build, BuildOptions};
 use sandgate_patterns::rules::Vars;
 
 #[derive(Parser)]
-#[command(name = "sandgate-patc", version, about = "Compile IPS rules and AV signatures into Sandgate bundles")]
+#[command(
+    name = "sandgate-patc",
+    version,
+    about = "Compile IPS rules and AV signatures into Sandgate bundles"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,345 @@
+//! The inspection core shared by replay and the live data plane: decoded
+//! packets are queued into a batch, each module inspects the batch in its
+//! own fuel-limited instance, and the hits become alerts and verdicts.
+//!
+//! A module fault costs only that module's verdict for the batch: its
+//! failure policy says whether the batch's packets pass (fail-open) or drop
+//! (fail-closed), the fault is counted, and every other module's hits stand.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use sandgate_runtime::wit::sandgate::pattern::types as wt;
+use sandgate_runtime::{FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance};
+
+use crate::decode::Decoded;
+use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
+use crate::flow::{Direction, FlowView};
+
+/// Batch limits: a batch is flushed when either is reached.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Packets per call into a module (default 64: the call overhead is
+    /// then a few ns per packet, see BENCHMARKS.md).
+    pub packets: usize,
+    /// Buffer bytes per call (default 1 MiB).
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            packets: 64,
+            bytes: 1 << 20,
+        }
+    }
+}
+
+/// What the engine decided for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Dropped by a `drop`/`reject` rule.
+    Drop,
+    /// Dropped because a fail-closed module faulted.
+    DropByFault,
+}
+
+/// The per-packet facts alerts need, kept beside the batch.
+#[derive(Debug, Clone, Copy)]
+struct PacketMeta {
+    number: u64,
+    timestamp_us: u64,
+    flow_id: u64,
+    src: IpAddr,
+    dst: IpAddr,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+    direction: Direction,
+}
+
+/// One module as the host runs it: its instance, policy and counters.
+pub struct ActiveModule {
+    pub module: LoadedModule,
+    /// `None` while the module cannot be instantiated; every batch then
+    /// retries, and counts a fault when that fails.
+    pub instance: Option<ModuleInstance>,
+    pub policy: FailPolicy,
+    /// Faults seen by kind.
+    pub faults: BTreeMap<FaultKind, u64>,
+    /// The most recent fault, for reports.
+    pub last_fault: Option<Fault>,
+    /// Metadata of each declared rule, pre-rendered for EVE.
+    metadata: Vec<Option<serde_json::Value>>,
+}
+
+impl ActiveModule {
+    /// Never fails: a module that cannot start faults on every batch instead,
+    /// so its failure policy applies and nothing else is affected.
+    pub fn new(module: LoadedModule, policy: FailPolicy) -> Self {
+        let mut faults = BTreeMap::new();
+        let mut last_fault = None;
+        let instance = match module.instantiate() {
+            Ok(i) => Some(i),
+            Err(f) => {
+                *faults.entry(f.kind).or_default() += 1;
+                last_fault = Some(f);
+                None
+            }
+        };
+        let metadata = module
+            .info()
+            .rules
+            .iter()
+            .map(|r| metadata_json(&r.metadata))
+            .collect();
+        ActiveModule {
+            module,
+            instance,
+            policy,
+            faults,
+            last_fault,
+            metadata,
+        }
+    }
+
+    /// Inspect a batch with this module's instance, creating it if needed.
+    fn inspect(&mut self, batch: &wt::Batch) -> Result<Vec<wt::Hit>, Fault> {
+        let instance = match &mut self.instance {
+            Some(i) => i,
+            None => self.instance.insert(self.module.instantiate()?),
+        };
+        instance.inspect(batch)
+    }
+
+    pub fn fault_count(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
+/// Suricata's EVE `metadata`: `{"key": ["value", ...]}` from `key value` entries.
+fn metadata_json(entries: &[String]) -> Option<serde_json::Value> {
+    if entries.is_empty() {
+        return None;
+    }
+    let mut map = serde_json::Map::new();
+    for e in entries {
+        let (k, v) = e.split_once(' ').unwrap_or((e.as_str(), ""));
+        let list = map
+            .entry(k.trim().to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(a) = list {
+            a.push(serde_json::Value::String(v.trim().to_string()));
+        }
+    }
+    Some(serde_json::Value::Object(map))
+}
+
+fn ip_address(ip: IpAddr) -> wt::IpAddress {
+    let v6 = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let bits = u128::from(v6);
+    wt::IpAddress {
+        hi: (bits >> 64) as u64,
+        lo: bits as u64,
+    }
+}
+
+/// Queues packets into batches and runs every module over them.
+pub struct Inspector {
+    pub modules: Vec<ActiveModule>,
+    limits: BatchLimits,
+    batch: wt::Batch,
+    meta: Vec<PacketMeta>,
+    verdicts: Vec<Verdict>,
+    /// Per packet of the batch: (module, rule, action) of every hit.
+    hits: Vec<Vec<(usize, u32, wt::Action)>>,
+    /// Inline mode reports drop/reject alerts as `blocked`.
+    pub inline: bool,
+}
+
+impl Inspector {
+    pub fn new(modules: Vec<ActiveModule>, limits: BatchLimits) -> Self {
+        Inspector {
+            modules,
+            limits,
+            batch: wt::Batch {
+                buffer: Vec::with_capacity(limits.bytes.min(1 << 20)),
+                packets: Vec::with_capacity(limits.packets),
+            },
+            meta: Vec::with_capacity(limits.packets),
+            verdicts: Vec::with_capacity(limits.packets),
+            hits: Vec::new(),
+            inline: false,
+        }
+    }
+
+    /// Packets queued and not yet inspected.
+    pub fn pending(&self) -> usize {
+        self.batch.packets.len()
+    }
+
+    /// Whether the next push should be preceded by a flush.
+    pub fn is_full(&self) -> bool {
+        self.batch.packets.len() >= self.limits.packets
+            || self.batch.buffer.len() >= self.limits.bytes
+    }
+
+    /// Queue one decoded packet; `data` is the frame `d` was decoded from.
+    pub fn push(
+        &mut self,
+        number: u64,
+        timestamp_us: u64,
+        data: &[u8],
+        d: &Decoded,
+        flow: &FlowView,
+    ) {
+        let base = self.batch.buffer.len();
+        let l3 = data.get(d.l3.clone()).unwrap_or(&[]);
+        self.batch.buffer.extend_from_slice(l3);
+        let rel = |abs: usize| (base + abs.saturating_sub(d.l3.start)) as u32;
+        let payload_len = d.payload.end.saturating_sub(d.payload.start) as u32;
+        let mut flags = 0;
+        if flow.established {
+            flags |= sandgate_matcher::FLOW_ESTABLISHED;
+        }
+        self.batch.packets.push(wt::Packet {
+            flow_id: flow.flow_id,
+            direction: match flow.direction {
+                Direction::ToServer => wt::Direction::ToServer,
+                Direction::ToClient => wt::Direction::ToClient,
+                Direction::Unknown => wt::Direction::Unknown,
+            },
+            flow_flags: flags,
+            ip_version: d.ip_version,
+            protocol: d.protocol,
+            src_addr: ip_address(d.src),
+            dst_addr: ip_address(d.dst),
+            src_port: d.src_port,
+            dst_port: d.dst_port,
+            l3_offset: base as u32,
+            l3_len: l3.len() as u32,
+            l4_offset: rel(d.l4_offset),
+            payload_offset: rel(d.payload.start),
+            payload_len,
+            timestamp_us,
+        });
+        self.meta.push(PacketMeta {
+            number,
+            timestamp_us,
+            flow_id: flow.flow_id,
+            src: d.src,
+            dst: d.dst,
+            src_port: d.src_port,
+            dst_port: d.dst_port,
+            proto: d.protocol,
+            direction: flow.direction,
+        });
+    }
+
+    /// Inspect the queued packets with every module; append the alerts and
+    /// return one verdict per packet, in queue order.
+    pub fn flush(&mut self, alerts: &mut Vec<AlertRecord>) -> &[Verdict] {
+        let n = self.batch.packets.len();
+        self.verdicts.clear();
+        self.verdicts.resize(n, Verdict::Pass);
+        if self.hits.len() < n {
+            self.hits.resize_with(n, Vec::new);
+        }
+        for h in self.hits.iter_mut().take(n) {
+            h.clear();
+        }
+        if n == 0 {
+            return &self.verdicts;
+        }
+        for (mi, m) in self.modules.iter_mut().enumerate() {
+            match m.inspect(&self.batch) {
+                Ok(hits) => {
+                    for h in hits {
+                        if let Some(slot) = self.hits.get_mut(h.packet as usize) {
+                            slot.push((mi, h.rule, h.action));
+                        }
+                    }
+                }
+                Err(fault) => {
+                    *m.faults.entry(fault.kind).or_default() += 1;
+                    m.last_fault = Some(fault);
+                    if m.policy == FailPolicy::FailClosed {
+                        for v in self.verdicts.iter_mut() {
+                            *v = Verdict::DropByFault;
+                        }
+                    }
+                }
+            }
+        }
+        for (pi, hits) in self.hits.iter().take(n).enumerate() {
+            if hits.is_empty() {
+                continue;
+            }
+            // Suricata's action order: a matching `pass` rule suppresses the
+            // packet's other alerts and its drop.
+            if hits.iter().any(|h| h.2 == wt::Action::Pass) {
+                if self.verdicts[pi] == Verdict::Drop {
+                    self.verdicts[pi] = Verdict::Pass;
+                }
+                continue;
+            }
+            let drops = hits
+                .iter()
+                .any(|h| matches!(h.2, wt::Action::Drop | wt::Action::Reject));
+            if drops && self.verdicts[pi] == Verdict::Pass {
+                self.verdicts[pi] = Verdict::Drop;
+            }
+            let meta = self.meta[pi];
+            for &(mi, rule, action) in hits {
+                let m = &self.modules[mi];
+                let Some(info) = m.module.info().rules.get(rule as usize) else {
+                    continue;
+                };
+                let blocked =
+                    self.inline && matches!(action, wt::Action::Drop | wt::Action::Reject);
+                alerts.push(AlertRecord {
+                    timestamp_us: meta.timestamp_us,
+                    flow_id: meta.flow_id,
+                    pcap_cnt: meta.number,
+                    src_ip: meta.src,
+                    src_port: meta.src_port,
+                    dest_ip: meta.dst,
+                    dest_port: meta.dst_port,
+                    proto: meta.proto,
+                    direction: meta.direction,
+                    action: if blocked {
+                        AlertAction::Blocked
+                    } else {
+                        AlertAction::Allowed
+                    },
+                    gid: info.gid,
+                    signature_id: info.sid,
+                    rev: info.rev,
+                    signature: info.msg.clone(),
+                    category: info.classtype.clone().unwrap_or_default(),
+                    severity: info.priority.map_or(DEFAULT_SEVERITY, |p| p.min(255) as u8),
+                    metadata: m.metadata.get(rule as usize).cloned().flatten(),
+                });
+            }
+        }
+        self.batch.buffer.clear();
+        self.batch.packets.clear();
+        self.meta.clear();
+        &self.verdicts
+    }
+
+    /// Drop per-flow module state for flows the flow table evicted.
+    pub fn forget_flows(&mut self, flows: &[u64]) {
+        for m in &mut self.modules {
+            if let Some(instance) = &mut m.instance {
+                for &f in flows {
+                    instance.forget_flow(f);
+                }
+            }
+        }
+    }
+}

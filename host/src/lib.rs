@@ -1,0 +1,26 @@
+//! The Sandgate gateway: packets in, flows tracked, alerts out.
+//!
+//! Packets move through the modules left to right:
+//!
+//! - [`capture`] reads pcap/pcapng files into numbered [`capture::Frame`]s and
+//!   writes classic pcap.
+//! - [`decode`] turns a frame into a [`decode::Decoded`] view (addresses, ports,
+//!   TCP fields, payload range) without allocating.
+//! - [`flow`] maps decoded packets to bidirectional flows with direction and
+//!   Suricata-style `established` state, and evicts idle flows.
+//! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
+//! - [`inspect`] queues decoded packets into batches, runs every module over
+//!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
+//! - [`replay`] drives a capture file through the above (`sandgate replay`).
+//! - [`synth`] builds deterministic packets and captures for tests and the
+//!   bundled example capture (`examples/make_capture.rs`).
+//!
+//! Start reading at [`decode::decode`] and [`flow::FlowTable::track`].
+
+pub mod capture;
+pub mod decode;
+pub mod eve;
+pub mod flow;
+pub mod inspect;
+pub mod replay;
+pub mod synth;

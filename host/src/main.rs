@@ -1,0 +1,186 @@
+//! `sandgate`: the gateway's command line.
+//!
+//! Exit codes: 0 success; 2 error (unreadable or incompatible bundle,
+//! unreadable capture, output failure); 3 the replay ran but some modules of
+//! the bundle were refused (each refusal printed with its reason).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sandgate_host::eve::{alert_table, AlertRecord, EveWriter};
+use sandgate_host::inspect::BatchLimits;
+use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+use sandgate_patterns::bundle::Bundle;
+use sandgate_runtime::{Engine, EngineConfig, FailPolicy};
+
+#[derive(Parser)]
+#[command(name = "sandgate", version, about = "Sandgate inspection engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect a capture file offline and write alerts as EVE JSON.
+    Replay {
+        /// Bundle built by `sandgate-patc build`.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Capture file (pcap or pcapng).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// EVE JSON output file (one alert per line).
+        #[arg(long)]
+        eve: Option<PathBuf>,
+        /// Packets per call into a module.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// A module fault drops the batch's packets instead of passing them.
+        #[arg(long)]
+        fail_closed: bool,
+        /// Print at most this many alerts in the table (all go to EVE).
+        #[arg(long, default_value_t = 50)]
+        show: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sandgate: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay {
+            bundle,
+            pcap,
+            eve,
+            batch,
+            fail_closed,
+            show,
+        } => {
+            if batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            let bundle_file = Bundle::read(&bundle)?;
+            let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
+            let loaded = load_bundle(&engine, &bundle_file);
+            for e in &loaded.refused {
+                eprintln!("sandgate: refused: {e}");
+            }
+            if loaded.modules.is_empty() {
+                bail!(
+                    "bundle {}: no module could be loaded ({} refused)",
+                    bundle.display(),
+                    loaded.refused.len()
+                );
+            }
+            let mut writer = match &eve {
+                Some(path) => Some(EveWriter::create(path)?),
+                None => None,
+            };
+            let mut shown: Vec<AlertRecord> = Vec::new();
+            let mut per_sid: BTreeMap<(u32, u32), (String, u64)> = BTreeMap::new();
+            let opts = ReplayOptions {
+                batch: BatchLimits {
+                    packets: batch,
+                    ..BatchLimits::default()
+                },
+                policy: if fail_closed {
+                    FailPolicy::FailClosed
+                } else {
+                    FailPolicy::FailOpen
+                },
+                ..ReplayOptions::default()
+            };
+            let result = replay(&loaded.modules, &pcap, &opts, &mut |a| {
+                let entry = per_sid
+                    .entry((a.gid, a.signature_id))
+                    .or_insert_with(|| (a.signature.clone(), 0));
+                entry.1 += 1;
+                if shown.len() < show {
+                    shown.push(a.clone());
+                }
+                match writer.as_mut() {
+                    Some(w) => w.write_alert(a).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
+            });
+            if let Some(w) = writer.as_mut() {
+                w.flush()?;
+            }
+            let (stats, report, failure) = match result {
+                Ok((stats, report)) => (stats, report, None),
+                Err((stats, e)) => (stats, Vec::new(), Some(e)),
+            };
+            print!("{}", alert_table(&shown));
+            if stats.alerts as usize > shown.len() {
+                println!(
+                    "... {} more alerts in the EVE file",
+                    stats.alerts as usize - shown.len()
+                );
+            }
+            println!();
+            println!("{:>8}  {:>10}  msg", "alerts", "gid:sid");
+            for ((gid, sid), (msg, n)) in &per_sid {
+                println!("{n:>8}  {:>10}  {msg}", format!("{gid}:{sid}"));
+            }
+            println!();
+            let secs = stats.elapsed.as_secs_f64().max(1e-9);
+            println!(
+                "packets {} ({} inspected, {} not IP, {} undecodable), {} alerts, {:.0} packets/s, {:.1} MB/s",
+                stats.packets,
+                stats.inspected,
+                stats.not_ip,
+                stats.decode_errors,
+                stats.alerts,
+                stats.packets as f64 / secs,
+                stats.bytes as f64 / secs / 1e6
+            );
+            for s in &stats.decode_error_samples {
+                println!("  undecodable: {s}");
+            }
+            println!(
+                "verdicts if inline: {} dropped by rules, {} dropped by fail-closed faults",
+                stats.dropped_by_rule, stats.dropped_by_fault
+            );
+            for m in &report {
+                if m.faults.is_empty() {
+                    println!("module {}: healthy", m.module);
+                } else {
+                    let kinds: Vec<String> =
+                        m.faults.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+                    println!(
+                        "module {}: faults {} (last: {})",
+                        m.module,
+                        kinds.join(", "),
+                        m.last_fault.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            if let Some(path) = &eve {
+                println!("EVE: {} alerts written to {}", stats.alerts, path.display());
+            }
+            if let Some(e) = failure {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "replay of {} stopped after {} packets",
+                    pcap.display(),
+                    stats.packets
+                )));
+            }
+            if !loaded.refused.is_empty() {
+                return Ok(ExitCode::from(3));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Offline inspection: a capture file through the loaded modules.
+//!
+//! Used by `sandgate replay` and by the end-to-end tests. Frames that are not
+//! IP are counted and skipped; frames that fail to decode are counted with
+//! their packet number; a capture that breaks off mid-file stops the replay
+//! with an error after inspecting everything before the break.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sandgate_patterns::bundle::Bundle;
+use sandgate_runtime::{Engine, FailPolicy, LoadError, LoadedModule};
+use thiserror::Error;
+
+use crate::capture::{CaptureError, CaptureReader, Frame};
+use crate::decode::decode;
+use crate::eve::AlertRecord;
+use crate::flow::{FlowConfig, FlowTable};
+use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
+
+/// Settings of a replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub batch: BatchLimits,
+    pub flow: FlowConfig,
+    /// Failure policy of every module not named in `module_policy`.
+    pub policy: FailPolicy,
+    /// Per-module failure policy, by module name.
+    pub module_policy: std::collections::BTreeMap<String, FailPolicy>,
+}
+
+/// Counters of one replay, for the summary table.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub inspected: u64,
+    pub not_ip: u64,
+    pub decode_errors: u64,
+    /// The first few decode errors, with packet numbers.
+    pub decode_error_samples: Vec<String>,
+    pub alerts: u64,
+    pub dropped_by_rule: u64,
+    pub dropped_by_fault: u64,
+    pub elapsed: Duration,
+}
+
+/// Why a replay could not run or finish.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("alert output: {0}")]
+    Output(String),
+}
+
+/// Modules of a bundle that loaded, and the ones the engine refused.
+pub struct LoadedBundle {
+    pub modules: Vec<LoadedModule>,
+    pub refused: Vec<LoadError>,
+}
+
+/// Load every module of `bundle`; a refused module is reported, not fatal.
+pub fn load_bundle(engine: &Engine, bundle: &Bundle) -> LoadedBundle {
+    let mut modules = Vec::new();
+    let mut refused = Vec::new();
+    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
+        match engine.load(&entry.id, bytes) {
+            Ok(m) => modules.push(m),
+            Err(e) => refused.push(e),
+        }
+    }
+    LoadedBundle { modules, refused }
+}
+
+/// Replay `pcap` through `modules`, handing each alert to `on_alert`.
+/// On a capture error mid-file, returns the stats so far with the error.
+pub fn replay(
+    modules: &[LoadedModule],
+    pcap: &Path,
+    opts: &ReplayOptions,
+    on_alert: &mut dyn FnMut(&AlertRecord) -> Result<(), String>,
+) -> Result<(ReplayStats, Vec<Inspected>), (ReplayStats, ReplayError)> {
+    let started = Instant::now();
+    let mut stats = ReplayStats::default();
+    let active = modules
+        .iter()
+        .map(|m| {
+            let policy = opts
+                .module_policy
+                .get(m.name())
+                .copied()
+                .unwrap_or(opts.policy);
+            ActiveModule::new(m.clone(), policy)
+        })
+        .collect();
+    let mut inspector = Inspector::new(active, opts.batch);
+    let mut flows = FlowTable::new(opts.flow.clone());
+    let mut reader = match CaptureReader::open(pcap) {
+        Ok(r) => r,
+        Err(e) => return Err((stats, e.into())),
+    };
+    let mut alerts = Vec::new();
+    let mut frame = Frame::default();
+    let mut failure = None;
+    let mut last_expire = 0u64;
+    loop {
+        match reader.read_into(&mut frame) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                failure = Some(ReplayError::Capture(e));
+                break;
+            }
+        }
+        stats.packets += 1;
+        stats.bytes += frame.data.len() as u64;
+        let d = match decode(frame.linktype, &frame.data) {
+            Ok(d) => d,
+            Err(e) if e.is_not_ip() => {
+                stats.not_ip += 1;
+                continue;
+            }
+            Err(e) => {
+                stats.decode_errors += 1;
+                if stats.decode_error_samples.len() < 5 {
+                    stats
+                        .decode_error_samples
+                        .push(format!("packet {}: {e}", frame.number));
+                }
+                continue;
+            }
+        };
+        let view = flows.track(&d, frame.timestamp_us);
+        if inspector.is_full() {
+            flush(&mut inspector, &mut alerts, &mut stats);
+        }
+        inspector.push(frame.number, frame.timestamp_us, &frame.data, &d, &view);
+        stats.inspected += 1;
+        if frame.timestamp_us.saturating_sub(last_expire) > 1_000_000 {
+            last_expire = frame.timestamp_us;
+            let gone = flows.expire(frame.timestamp_us);
+            if !gone.is_empty() {
+                flush(&mut inspector, &mut alerts, &mut stats);
+                inspector.forget_flows(&gone);
+            }
+        }
+        if !alerts.is_empty() {
+            if let Err(e) = emit(&mut alerts, &mut stats, on_alert) {
+                return Err((stats, e));
+            }
+        }
+    }
+    flush(&mut inspector, &mut alerts, &mut stats);
+    if let Err(e) = emit(&mut alerts, &mut stats, on_alert) {
+        return Err((stats, e));
+    }
+    stats.elapsed = started.elapsed();
+    let report = inspector
+        .modules
+        .iter()
+        .map(|m| Inspected {
+            module: m.module.name().to_string(),
+            faults: m
+                .faults
+                .iter()
+                .map(|(k, v)| (format!("{k:?}"), *v))
+                .collect(),
+            last_fault: m.last_fault.as_ref().map(ToString::to_string),
+        })
+        .collect();
+    match failure {
+        Some(e) => Err((stats, e)),
+        None => Ok((stats, report)),
+    }
+}
+
+/// Per-module outcome of a replay.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub module: String,
+    /// Fault kind → count.
+    pub faults: Vec<(String, u64)>,
+    pub last_fault: Option<String>,
+}
+
+fn flush(inspector: &mut Inspector, alerts: &mut Vec<AlertRecord>, stats: &mut ReplayStats) {
+    for v in inspector.flush(alerts) {
+        match v {
+            Verdict::Pass => {}
+            Verdict::Drop => stats.dropped_by_rule += 1,
+            Verdict::DropByFault => stats.dropped_by_fault += 1,
+        }
+    }
+}
+
+fn emit(
+    alerts: &mut Vec<AlertRecord>,
+    stats: &mut ReplayStats,
+    on_alert: &mut dyn FnMut(&AlertRecord) -> Result<(), String>,
+) -> Result<(), ReplayError> {
+    for a in alerts.drain(..) {
+        stats.alerts += 1;
+        on_alert(&a).map_err(ReplayError::Output)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! [`Engine`]: one wasmtime engine and linker configured from
+//! [`EngineConfig`], and [`Engine::load`], which runs the load-time check and
+//! asks the module to describe itself.
+
+use std::sync::Arc;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wit_component::{ComponentEncoder, StringEncoding};
+use wit_parser::{ManglingAndAbi, Resolve};
+
+use crate::check::{self, Reference};
+use crate::config::EngineConfig;
+use crate::error::{EngineError, FaultKind, LoadError};
+use crate::host::HostState;
+use crate::module::{self, LoadedModule};
+use crate::wit;
+
+/// The WIT this build implements, compiled in; the reference for step 6.
+const WIT_1_0_0: &str = include_str!("../../wit/v1.0.0/pattern.wit");
+
+/// Guard pages after each linear memory. Small on purpose: with a 64 MiB
+/// reservation, bounds checks stay explicit (a few percent on scanning
+/// loops) in exchange for address space a constrained box can afford.
+const MEMORY_GUARD_BYTES: u64 = 64 * 1024;
+
+/// How instances get their memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Pre-reserved slots: instantiation in microseconds.
+    Pooling {
+        /// Live instances the pool holds.
+        max_instances: u32,
+    },
+    /// An mmap per instance.
+    OnDemand {
+        /// Why the pool is not used: disabled in the config, or wasmtime's
+        /// error reserving it (e.g. too little virtual address space).
+        reason: String,
+    },
+}
+
+/// The Sandgate runtime engine: cheap to clone, shareable across threads.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    config: EngineConfig,
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+    reference: Reference,
+    allocator: Allocator,
+}
+
+impl Engine {
+    /// Validates `config`, builds the wasmtime engine (pooling, falling back
+    /// to on-demand), links the host functions and builds the reference
+    /// component for export type checks.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let (engine, allocator) = build_engine(&config)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wit::IpsModule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError::Reference(format!("linking host functions: {e:#}")))?;
+        let reference = build_reference(&engine)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                engine,
+                linker,
+                reference,
+                allocator,
+            }),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Whether the instance pool is in use, and if not, why.
+    pub fn allocator(&self) -> &Allocator {
+        &self.inner.allocator
+    }
+
+    /// Checks, compiles and describes a module; refuses it with a
+    /// [`LoadError`] that names the module, the import or export at fault,
+    /// the version it wants and the versions this engine offers.
+    ///
+    /// Order: size, parse, version gates, allow-list (no code compiled yet),
+    /// compile, link, export type check (no code run yet), instantiate and
+    /// call `describe` under the fuel and memory caps, validate its answer.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
+        let inner = &*self.inner;
+        let offered = &inner.config.interfaces;
+        let inventory = check::scan(name, bytes, &inner.config.limits)?;
+        let inspector_version = check::gate(name, &inventory, offered)?;
+        let component = Component::new(&inner.engine, bytes).map_err(|e| LoadError::Compile {
+            module: name.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        let pre = inner.linker.instantiate_pre(&component).map_err(|e| {
+            check::link_error(
+                name,
+                &e,
+                &inner.engine,
+                &component,
+                &inner.reference,
+                offered,
+            )
+        })?;
+        check::check_exports(name, &inner.engine, &component, &inner.reference, offered)?;
+        let Some(interface_version) = inspector_version else {
+            // check_exports found an inspector, so the gate saw its version.
+            return Err(LoadError::MissingExport {
+                module: name.to_string(),
+                export: format!("{}/{}", crate::version::PACKAGE, check::INSPECTOR),
+                offered: offered.clone(),
+            });
+        };
+        let pre = wit::IpsModulePre::new(pre).map_err(|e| LoadError::ExportType {
+            module: name.to_string(),
+            export: format!("{}/{}", crate::version::PACKAGE, check::INSPECTOR),
+            offered: offered.clone(),
+            detail: format!("{e:#}"),
+        })?;
+        module::describe_and_build(self, name, pre, inventory, interface_version)
+    }
+
+    /// A store with fresh host state, limiter attached, fuel for instantiation.
+    pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.inner.engine, state);
+        store.data_mut().begin_call();
+        store.limiter(|s| &mut s.limiter);
+        // Cannot fail: fuel is enabled in every engine this crate builds.
+        let _ = store.set_fuel(self.inner.config.limits.fuel_instantiate);
+        store
+    }
+
+    pub(crate) fn new_host_state(&self) -> HostState {
+        HostState::new(&self.inner.config.limits, self.inner.config.memory_cap())
+    }
+}
+
+fn base_config(config: &EngineConfig) -> Config {
+    let mut c = Config::new();
+    c.consume_fuel(true)
+        .max_wasm_stack(usize::try_from(config.limits.max_wasm_stack).unwrap_or(512 * 1024))
+        .wasm_component_model(true)
+        .memory_reservation(config.memory_cap() as u64)
+        .memory_guard_size(MEMORY_GUARD_BYTES)
+        .memory_reservation_for_growth(0);
+    c
+}
+
+fn build_engine(config: &EngineConfig) -> Result<(wasmtime::Engine, Allocator), EngineError> {
+    let reason = if config.pool.enabled {
+        let n = config.pool.max_instances;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .max_core_instances_per_component(16)
+            .total_memories(n)
+            .max_memories_per_component(2)
+            .max_memory_size(config.memory_cap())
+            .total_tables(n.saturating_mul(4))
+            .max_tables_per_component(8)
+            .max_tables_per_module(2)
+            .table_elements(usize::try_from(config.limits.table_max_elements).unwrap_or(10_000));
+        let mut c = base_config(config);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match wasmtime::Engine::new(&c) {
+            Ok(engine) => return Ok((engine, Allocator::Pooling { max_instances: n })),
+            Err(e) => format!("instance pool could not be reserved: {e:#}"),
+        }
+    } else {
+        "instance pool disabled in the config".to_string()
+    };
+    let mut c = base_config(config);
+    c.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    let engine = wasmtime::Engine::new(&c).map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+    Ok((engine, Allocator::OnDemand { reason }))
+}
+
+/// Builds a component from the engine's own WIT (bodies are `unreachable`,
+/// never run) and reads the function types the engine provides and calls.
+fn build_reference(engine: &wasmtime::Engine) -> Result<Reference, EngineError> {
+    let err =
+        |what: &str, e: &dyn std::fmt::Display| EngineError::Reference(format!("{what}: {e:#}"));
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_str("pattern.wit", WIT_1_0_0)
+        .map_err(|e| err("parsing WIT", &e))?;
+    let world = resolve
+        .select_world(&[pkg], Some("ips-module"))
+        .map_err(|e| err("selecting world", &e))?;
+    let mut core = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(&mut core, &resolve, world, StringEncoding::UTF8)
+        .map_err(|e| err("embedding world", &e))?;
+    let bytes = ComponentEncoder::default()
+        .module(&core)
+        .and_then(|enc| enc.validate(true).encode())
+        .map_err(|e| err("encoding", &e))?;
+    let component = Component::new(engine, &bytes).map_err(|e| err("compiling", &e))?;
+    Reference::from_component(engine, &component).map_err(EngineError::Reference)
+}
+
+/// Classifies a failed wasmtime call: the limiter's record first (a refused
+/// growth surfaces as a plain error), then wasmtime's trap codes. An error
+/// that is not a trap comes from the canonical ABI refusing what the module
+/// handed over (bad pointer, invalid UTF-8, unknown enum case): bad output.
+pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> (FaultKind, String) {
+    if let Some(hit) = &state.limiter.hit {
+        return (FaultKind::MemoryLimit, hit.clone());
+    }
+    let Some(trap) = err.downcast_ref::<wasmtime::Trap>() else {
+        return (FaultKind::BadOutput, format!("{err:#}"));
+    };
+    let kind = match trap {
+        wasmtime::Trap::OutOfFuel => FaultKind::FuelExhausted,
+        wasmtime::Trap::StackOverflow => FaultKind::StackOverflow,
+        _ => FaultKind::Trap,
+    };
+    // The trap plus the innermost frame; a full backtrace of a stack
+    // overflow runs to thousands of lines.
+    let place = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(|bt| bt.frames().first())
+        .map(|frame| {
+            let name = frame.func_name().map_or_else(
+                || format!("function {}", frame.func_index()),
+                |n| format!("`{n}`"),
+            );
+            match frame.module_offset() {
+                Some(offset) => format!(" in {name} at offset {offset:#x}"),
+                None => format!(" in {name}"),
+            }
+        })
+        .unwrap_or_default();
+    (kind, format!("{trap}{place}"))
+}

@@ -1,0 +1,269 @@
+//! [`LoadedModule`]: a module that passed the load check, with what it said
+//! about itself, its fuel budget and its counters.
+
+use std::sync::Arc;
+
+use crate::check::Inventory;
+use crate::config::Limits;
+use crate::counters::FaultCounters;
+use crate::engine::{classify, Engine};
+use crate::error::{Fault, FaultKind, LoadError};
+use crate::host::LogLine;
+use crate::instance::ModuleInstance;
+use crate::version::InterfaceVersion;
+use crate::wit::{self, ModuleInfo};
+
+/// Most rules one module may declare.
+pub const MAX_RULES: usize = 1_000_000;
+/// Longest `name`, `version`, `classtype`, reference or metadata entry.
+pub const MAX_SHORT_STRING: usize = 1024;
+/// Longest rule `msg`.
+pub const MAX_MSG: usize = 4096;
+/// Most references, metadata entries or thresholds per rule.
+pub const MAX_RULE_LIST: usize = 256;
+
+/// How much fuel one `inspect` call gets:
+/// `min(max, base + per_packet × packets + per_byte × buffer bytes)`.
+///
+/// `per_packet`/`per_byte` are the larger of the engine's default and the
+/// module's own estimate from `describe`, each capped at the configured max.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FuelBudget {
+    /// Fixed fuel per call.
+    pub base: u64,
+    /// Fuel per packet in the batch.
+    pub per_packet: u64,
+    /// Fuel per byte of the batch buffer.
+    pub per_byte: u64,
+    /// Cap on the total.
+    pub max: u64,
+}
+
+impl FuelBudget {
+    pub(crate) fn new(limits: &Limits, info: &ModuleInfo) -> Self {
+        Self {
+            base: limits.fuel_per_call_base,
+            per_packet: info
+                .fuel_per_packet
+                .clamp(limits.fuel_per_packet, limits.fuel_per_packet_max),
+            per_byte: info
+                .fuel_per_byte
+                .clamp(limits.fuel_per_byte, limits.fuel_per_byte_max),
+            max: limits.fuel_per_call_max,
+        }
+    }
+
+    /// Fuel for a batch of `packets` packets in a `bytes`-byte buffer.
+    pub fn for_batch(&self, packets: usize, bytes: usize) -> u64 {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.base
+            .saturating_add(self.per_packet.saturating_mul(n(packets)))
+            .saturating_add(self.per_byte.saturating_mul(n(bytes)))
+            .min(self.max)
+    }
+}
+
+/// A checked, compiled and described module. Cheap to clone; instantiate it
+/// once per worker with [`instantiate`](Self::instantiate).
+#[derive(Clone)]
+pub struct LoadedModule {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+pub(crate) struct ModuleInner {
+    pub(crate) name: Arc<str>,
+    pub(crate) engine: Engine,
+    pub(crate) pre: wit::IpsModulePre<crate::host::HostState>,
+    pub(crate) info: ModuleInfo,
+    pub(crate) interface_version: InterfaceVersion,
+    pub(crate) inventory: Inventory,
+    pub(crate) fuel: FuelBudget,
+    pub(crate) counters: FaultCounters,
+    pub(crate) load_logs: Vec<LogLine>,
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.inner.name)
+            .field("interface_version", &self.inner.interface_version)
+            .field("rules", &self.inner.info.rules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedModule {
+    /// The name the host loaded it under.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// What the module said about itself in `describe`.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.inner.info
+    }
+
+    /// The version of the `sandgate:pattern/inspector` export it was built
+    /// against.
+    pub fn interface_version(&self) -> InterfaceVersion {
+        self.inner.interface_version
+    }
+
+    /// The raw `sandgate-manifest` custom section, if the component has one.
+    pub fn manifest(&self) -> Option<&[u8]> {
+        self.inner.inventory.manifest.as_deref()
+    }
+
+    /// Top-level import names of the component.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.inventory.imports
+    }
+
+    /// Top-level export names of the component.
+    pub fn exports(&self) -> &[String] {
+        &self.inner.inventory.exports
+    }
+
+    /// The fuel budget every `inspect` call of this module gets.
+    pub fn fuel_budget(&self) -> &FuelBudget {
+        &self.inner.fuel
+    }
+
+    /// Calls and faults of all instances of this module.
+    pub fn counters(&self) -> &FaultCounters {
+        &self.inner.counters
+    }
+
+    /// Lines the module logged while instantiating and describing itself.
+    pub fn load_logs(&self) -> &[LogLine] {
+        &self.inner.load_logs
+    }
+
+    /// A fresh instance with empty flow state.
+    pub fn instantiate(&self) -> Result<ModuleInstance, Fault> {
+        ModuleInstance::new(self.clone())
+    }
+}
+
+/// Last load step: instantiate once, call `describe` under the caps, check
+/// its answer.
+pub(crate) fn describe_and_build(
+    engine: &Engine,
+    name: &str,
+    pre: wit::IpsModulePre<crate::host::HostState>,
+    inventory: Inventory,
+    interface_version: InterfaceVersion,
+) -> Result<LoadedModule, LoadError> {
+    let limits = &engine.config().limits;
+    let mut store = engine.new_store(engine.new_host_state());
+    let bindings = match pre.instantiate(&mut store) {
+        Ok(b) => b,
+        Err(e) => {
+            let (kind, detail) = classify(&e, store.data());
+            return Err(LoadError::Instantiate {
+                module: name.to_string(),
+                kind,
+                detail,
+            });
+        }
+    };
+    let _ = store.set_fuel(limits.fuel_describe);
+    store.data_mut().begin_call();
+    let info = match bindings
+        .sandgate_pattern_inspector()
+        .call_describe(&mut store)
+    {
+        Ok(info) => info,
+        Err(e) => {
+            let (kind, detail) = classify(&e, store.data());
+            return Err(LoadError::Describe {
+                module: name.to_string(),
+                kind,
+                detail,
+            });
+        }
+    };
+    validate_info(&info).map_err(|detail| LoadError::Describe {
+        module: name.to_string(),
+        kind: FaultKind::BadOutput,
+        detail,
+    })?;
+    let load_logs = store.data_mut().take_logs();
+    drop(store);
+    let fuel = FuelBudget::new(limits, &info);
+    Ok(LoadedModule {
+        inner: Arc::new(ModuleInner {
+            name: Arc::from(name),
+            engine: engine.clone(),
+            pre,
+            info,
+            interface_version,
+            inventory,
+            fuel,
+            counters: FaultCounters::default(),
+            load_logs,
+        }),
+    })
+}
+
+/// Bounds on what `describe` may return, so a module cannot make the host
+/// hold or print unbounded data; names the offending field.
+pub(crate) fn validate_info(info: &ModuleInfo) -> Result<(), String> {
+    let short = |what: &str, s: &str| {
+        if s.len() > MAX_SHORT_STRING {
+            Err(format!(
+                "{what} is {} bytes, limit {MAX_SHORT_STRING}",
+                s.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    short("name", &info.name)?;
+    short("version", &info.version)?;
+    if info.name.is_empty() {
+        return Err("name is empty".into());
+    }
+    if info.rules.len() > MAX_RULES {
+        return Err(format!(
+            "declares {} rules, limit {MAX_RULES}",
+            info.rules.len()
+        ));
+    }
+    for (i, rule) in info.rules.iter().enumerate() {
+        let at = |field: &str| format!("rules[{i}] (sid {}) {field}", rule.sid);
+        if rule.msg.len() > MAX_MSG {
+            return Err(format!(
+                "{} is {} bytes, limit {MAX_MSG}",
+                at("msg"),
+                rule.msg.len()
+            ));
+        }
+        if let Some(c) = &rule.classtype {
+            short(&at("classtype"), c)?;
+        }
+        for (what, list) in [
+            ("references", &rule.references),
+            ("metadata", &rule.metadata),
+        ] {
+            if list.len() > MAX_RULE_LIST {
+                return Err(format!(
+                    "{} has {} entries, limit {MAX_RULE_LIST}",
+                    at(what),
+                    list.len()
+                ));
+            }
+            for s in list {
+                short(&at(what), s)?;
+            }
+        }
+        if rule.thresholds.len() > MAX_RULE_LIST {
+            return Err(format!(
+                "{} has {} entries, limit {MAX_RULE_LIST}",
+                at("thresholds"),
+                rule.thresholds.len()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Shared helpers for the end-to-end tests in `tests/tests/`: paths to the
+//! bundled examples and the shared data, building bundles from rule text,
+//! and replaying captures into a list of alerts.
+//!
+//! The tests themselves are grouped by the guarantee they prove:
+//! `foundation.rs` (rules → component → alerts; refused and faulting modules),
+//! `wit_frozen.rs` (released interfaces never change).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sandgate_host::eve::AlertRecord;
+use sandgate_host::replay::{replay, Inspected, ReplayOptions, ReplayStats};
+use sandgate_patterns::bundle::Bundle;
+use sandgate_patterns::pipeline::{build, BuildOptions, BuildReport};
+use sandgate_patterns::rules::Vars;
+use sandgate_runtime::{Engine, EngineConfig, LoadedModule};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `../shared/data` beside the clone, when present (CI has it).
+pub fn shared_data() -> Option<PathBuf> {
+    let p = repo_root().join("../shared/data");
+    p.is_dir().then_some(p)
+}
+
+pub fn example_rules() -> PathBuf {
+    repo_root().join("patterns/examples/example.rules")
+}
+
+pub fn example_pcap() -> PathBuf {
+    repo_root().join("patterns/examples/example.pcap")
+}
+
+/// Compile rule files into a bundle in memory.
+pub fn build_bundle(inputs: &[PathBuf]) -> anyhow::Result<BuildReport> {
+    Ok(build(&BuildOptions {
+        inputs: inputs.to_vec(),
+        vars: Vars::suricata_defaults(),
+        module_id: "ips-rules".into(),
+        bundle_version: Some(1),
+    })?)
+}
+
+/// Compile rule text (written to a temp file) into a bundle.
+pub fn build_rules_text(text: &str) -> anyhow::Result<BuildReport> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("test.rules");
+    std::fs::write(&path, text)?;
+    build_bundle(&[path])
+}
+
+/// Load every module of a bundle into a default engine; any refusal fails.
+pub fn load_all(engine: &Engine, bundle: &Bundle) -> anyhow::Result<Vec<LoadedModule>> {
+    let mut out = Vec::new();
+    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
+        out.push(engine.load(&entry.id, bytes)?);
+    }
+    Ok(out)
+}
+
+/// A default engine.
+pub fn engine() -> Engine {
+    match Engine::new(EngineConfig::default()) {
+        Ok(e) => e,
+        Err(e) => panic!("engine: {e}"),
+    }
+}
+
+/// What a replay produced.
+pub struct Outcome {
+    pub alerts: Vec<AlertRecord>,
+    pub stats: ReplayStats,
+    pub modules: Vec<Inspected>,
+}
+
+impl Outcome {
+    /// sid → packet numbers it alerted on, in order.
+    pub fn by_sid(&self) -> BTreeMap<u32, Vec<u64>> {
+        let mut map: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for a in &self.alerts {
+            map.entry(a.signature_id).or_default().push(a.pcap_cnt);
+        }
+        map
+    }
+}
+
+/// Replay `pcap` through `modules`, collecting every alert.
+pub fn run_replay(
+    modules: &[LoadedModule],
+    pcap: &Path,
+    opts: &ReplayOptions,
+) -> anyhow::Result<Outcome> {
+    let mut alerts = Vec::new();
+    let result = replay(modules, pcap, opts, &mut |a| {
+        alerts.push(a.clone());
+        Ok(())
+    });
+    match result {
+        Ok((stats, modules)) => Ok(Outcome {
+            alerts,
+            stats,
+            modules,
+        }),
+        Err((_, e)) => Err(e.into()),
+    }
+}
