@@ -270,7 +270,7 @@ fn header_table() {
 #[test]
 fn unsupported_rules_are_skipped_with_sid_line_and_keyword() {
     let text = "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\n\
-                alert tcp any any -> any any (msg:\"regex\"; pcre:\"/a+/\"; sid:2;)\n\
+                alert tcp any any -> any any (msg:\"tag\"; tag:session,5,packets; sid:2;)\n\
                 alert http any any -> any any (msg:\"app\"; sid:3;)\n\
                 alert tcp any any -> any any (msg:\"dup\"; sid:1;)\n\
                 alert tcp any any -> any any (msg:\"bad\"; content:\"|4|\"; sid:5;)\n\
@@ -294,13 +294,13 @@ fn unsupported_rules_are_skipped_with_sid_line_and_keyword() {
     assert_eq!(skipped.len(), 6, "{skipped:#?}");
     assert!(matches!(
         &compiled.skipped[0].reason,
-        SkipReason::UnsupportedKeyword(k) if k == "pcre"
+        SkipReason::UnsupportedKeyword(k) if k == "tag"
     ));
     assert_eq!(skipped[0].0, 2);
     assert_eq!(skipped[0].1, Some(2));
     assert!(skipped[0]
         .2
-        .starts_with("mixed.rules:2 (sid 2): unsupported keyword `pcre`"));
+        .starts_with("mixed.rules:2 (sid 2): unsupported keyword `tag`"));
     assert!(matches!(
         compiled.skipped[1].reason,
         SkipReason::UnsupportedProtocol(_)

@@ -4,7 +4,11 @@
 //!
 //! The tests themselves are grouped by the guarantee they prove:
 //! `foundation.rs` (rules → component → alerts; refused and faulting modules),
-//! `wit_frozen.rs` (released interfaces never change).
+//! `wit_frozen.rs` (released interfaces never change),
+//! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
+//! and judged by [`verify`]; writes `CONFORMANCE.md`).
+
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

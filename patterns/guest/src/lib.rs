@@ -9,11 +9,15 @@
 //!
 //! The descriptor is four little-endian `u32`s: two magic words the compiler
 //! searches for, then the address and length of the rule data.
+//!
+//! Flowbits live in the engine, behind the `flow-state` import; [`BatchFlows`]
+//! caches each flow's state for one batch and writes it back once.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use sandgate_matcher::{Direction as MDirection, Matcher, PacketView, RuleSet, Scratch};
+use sandgate_matcher::{Direction as MDirection, FlowStore, Matcher, PacketView, RuleSet, Scratch};
 
 wit_bindgen::generate!({
     path: "../../wit/v1.0.0",
@@ -65,7 +69,48 @@ fn matcher() -> Result<&'static Matcher, String> {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<(Scratch, Vec<u32>)> = RefCell::new((Scratch::default(), Vec::new()));
+    static SCRATCH: RefCell<(Scratch, Vec<u32>, BatchFlows)> =
+        RefCell::new((Scratch::default(), Vec::new(), BatchFlows::default()));
+}
+
+/// Per-batch cache over the `flow-state` import: each flow is read from the
+/// engine at most once per batch and written back once, at the end.
+#[derive(Default)]
+struct BatchFlows {
+    /// Flow id → (state, changed this batch).
+    flows: HashMap<u64, (Vec<u8>, bool)>,
+}
+
+impl FlowStore for BatchFlows {
+    fn load(&mut self, flow: u64, into: &mut Vec<u8>) {
+        into.clear();
+        let entry = self.flows.entry(flow).or_insert_with(|| {
+            (
+                sandgate::pattern::flow_state::get(flow).unwrap_or_default(),
+                false,
+            )
+        });
+        into.extend_from_slice(&entry.0);
+    }
+
+    fn store(&mut self, flow: u64, blob: &[u8]) {
+        let entry = self.flows.entry(flow).or_default();
+        entry.0.clear();
+        entry.0.extend_from_slice(blob);
+        entry.1 = true;
+    }
+}
+
+impl BatchFlows {
+    /// Write every changed flow back to the engine and forget the batch.
+    fn flush(&mut self) {
+        for (flow, (state, changed)) in self.flows.drain() {
+            if changed {
+                // A refusal (over the engine's cap) only loses the bits.
+                let _ = sandgate::pattern::flow_state::set(flow, &state);
+            }
+        }
+    }
 }
 
 fn fuel_per_packet(m: &Matcher) -> u64 {
@@ -157,14 +202,17 @@ impl Guest for RulesModule {
         let rules = &m.rule_set().rules;
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
-            let (scratch, found) = &mut *guard;
+            let (scratch, found, flows) = &mut *guard;
             let mut hits = Vec::new();
             for (i, p) in batch.packets.iter().enumerate() {
                 let start = p.payload_offset as usize;
                 let end = start.saturating_add(p.payload_len as usize);
-                let payload = batch.buffer.get(start..end).ok_or_else(|| {
-                    format!("packet {i}: payload {start}..{end} outside the batch buffer")
-                })?;
+                let Some(payload) = batch.buffer.get(start..end) else {
+                    flows.flush();
+                    return Err(format!(
+                        "packet {i}: payload {start}..{end} outside the batch buffer"
+                    ));
+                };
                 let l3 = {
                     let s = p.l3_offset as usize;
                     batch
@@ -191,7 +239,7 @@ impl Guest for RulesModule {
                     payload,
                 };
                 found.clear();
-                m.matches(&view, scratch, found);
+                m.matches_with(&view, scratch, flows, found);
                 for &r in found.iter() {
                     let act = rules
                         .get(r as usize)
@@ -203,6 +251,7 @@ impl Guest for RulesModule {
                     });
                 }
             }
+            flows.flush();
             Ok(hits)
         })
     }

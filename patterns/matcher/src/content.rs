@@ -7,7 +7,8 @@
 //! content inspection does, bounded by [`MAX_STEPS`] per rule evaluation
 //! (Suricata's `inspection-recursion-limit` plays the same role).
 
-use crate::ir::{Content, Op};
+use crate::bytes::{self, value, Vars};
+use crate::ir::{Content, Op, MAX_VARS};
 
 /// Upper bound on match attempts per rule per buffer, so a hostile rule with
 /// many relative contents cannot make evaluation exponential.
@@ -15,69 +16,130 @@ pub const MAX_STEPS: u32 = 3000;
 
 /// Whether `ops` all hold on `buf`.
 pub fn eval_ops(ops: &[Op], buf: &[u8]) -> bool {
-    let mut steps = 0;
-    eval_from(ops, 0, buf, 0, &mut steps)
-}
-
-fn eval_from(ops: &[Op], i: usize, buf: &[u8], cursor: usize, steps: &mut u32) -> bool {
-    let Some(op) = ops.get(i) else {
-        return true;
+    let mut e = Eval {
+        buf,
+        vars: [0; MAX_VARS],
+        steps: 0,
     };
-    *steps += 1;
-    if *steps > MAX_STEPS {
-        return false;
-    }
-    match op {
-        Op::Content(c) => {
-            let Some((start, end)) = window(c, buf.len(), cursor) else {
-                // The window is empty: a negated content holds trivially.
-                return c.negated && eval_from(ops, i + 1, buf, cursor, steps);
-            };
-            if c.negated {
-                return find(c, buf, start, end).is_none()
-                    && eval_from(ops, i + 1, buf, cursor, steps);
-            }
-            let retry = next_is_relative(ops, i);
-            let mut from = start;
-            while let Some(pos) = find(c, buf, from, end) {
-                if eval_from(ops, i + 1, buf, pos + c.pattern.len(), steps) {
-                    return true;
-                }
-                if !retry || *steps > MAX_STEPS {
-                    return false;
-                }
-                from = pos + 1;
-            }
-            false
-        }
-    }
+    e.from(ops, 0, 0)
 }
 
-fn next_is_relative(ops: &[Op], i: usize) -> bool {
-    match ops.get(i + 1) {
-        Some(Op::Content(c)) => c.is_relative(),
-        None => false,
+/// One rule's evaluation over one buffer: the `byte_extract` variables live
+/// here, on the stack. Backtracking re-runs every op after the retried one,
+/// so a variable is always the one extracted on the current path.
+struct Eval<'a> {
+    buf: &'a [u8],
+    vars: Vars,
+    steps: u32,
+}
+
+impl Eval<'_> {
+    fn from(&mut self, ops: &[Op], i: usize, cursor: usize) -> bool {
+        let Some(op) = ops.get(i) else {
+            return true;
+        };
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return false;
+        }
+        let buf = self.buf;
+        let retry = ops.get(i + 1).is_some_and(Op::is_relative);
+        match op {
+            Op::Content(c) => {
+                let Some((start, end)) = window(c, buf.len(), cursor, &self.vars) else {
+                    // The window is empty: a negated content holds trivially.
+                    return c.negated && self.from(ops, i + 1, cursor);
+                };
+                if c.negated {
+                    return find(c, buf, start, end).is_none() && self.from(ops, i + 1, cursor);
+                }
+                let mut from = start;
+                while let Some(pos) = find(c, buf, from, end) {
+                    if self.from(ops, i + 1, pos + c.pattern.len()) {
+                        return true;
+                    }
+                    if !retry || self.steps > MAX_STEPS {
+                        return false;
+                    }
+                    from = pos + 1;
+                }
+                false
+            }
+            Op::Pcre(p) => {
+                let base = if p.relative { cursor } else { 0 };
+                let Some(hay) = buf.get(base..) else {
+                    return false;
+                };
+                if p.negated {
+                    return p.regex.find_at(hay, 0).is_none() && self.from(ops, i + 1, cursor);
+                }
+                let mut start = 0;
+                while let Some((s, e)) = p.regex.find_at(hay, start) {
+                    if self.from(ops, i + 1, base + e) {
+                        return true;
+                    }
+                    self.steps += 1;
+                    if !retry || self.steps > MAX_STEPS {
+                        return false;
+                    }
+                    start = s + 1;
+                }
+                false
+            }
+            Op::IsDataAt(d) => {
+                let n = value(d.at, &self.vars);
+                let len = buf.len() as i64;
+                // Suricata: relative checks `cursor + n <= len`, absolute `n < len`.
+                let has = if d.relative {
+                    (cursor as i64).saturating_add(n) <= len
+                } else {
+                    n < len
+                };
+                has != d.negated && self.from(ops, i + 1, cursor)
+            }
+            Op::ByteTest(t) => {
+                bytes::test(t, buf, cursor, &self.vars) && self.from(ops, i + 1, cursor)
+            }
+            Op::ByteJump(j) => match bytes::jump(j, buf, cursor, &self.vars) {
+                Some(to) => self.from(ops, i + 1, to),
+                None => false,
+            },
+            Op::ByteExtract(x) => match bytes::extract(x, buf, cursor, &self.vars) {
+                Some((v, to)) => {
+                    if let Some(slot) = self.vars.get_mut(usize::from(x.var)) {
+                        *slot = v;
+                    }
+                    self.from(ops, i + 1, to)
+                }
+                None => false,
+            },
+        }
     }
 }
 
 /// The byte range `[start, end)` a content's match must lie in, or `None`
 /// when no match can fit.
-pub fn window(c: &Content, len: usize, cursor: usize) -> Option<(usize, usize)> {
+pub fn window(c: &Content, len: usize, cursor: usize, vars: &Vars) -> Option<(usize, usize)> {
     let plen = c.pattern.len();
-    let (start, mut end) = if c.is_relative() {
-        let distance = i64::from(c.distance.unwrap_or(0));
-        let base = cursor as i64 + distance;
-        let start = base.max(0) as usize;
-        let end = match c.within {
-            Some(w) => (base + i64::from(w)).clamp(0, len as i64) as usize,
-            None => len,
+    let len_i = len as i64;
+    let get = |v: Option<crate::ir::Value>| v.map(|v| value(v, vars));
+    let (start, end) = if c.is_relative() {
+        let base = (cursor as i64).saturating_add(get(c.distance).unwrap_or(0));
+        let end = match get(c.within) {
+            Some(w) => base.saturating_add(w),
+            None => len_i,
         };
-        (start, end)
+        (base.max(0), end)
     } else {
-        let end = c.depth_end.map_or(len, |d| (d as usize).min(len));
-        (c.offset as usize, end)
+        let offset = get(c.offset).unwrap_or(0).max(0);
+        let end = match get(c.depth) {
+            Some(d) => offset.saturating_add(d),
+            None => len_i,
+        };
+        (offset, end)
     };
-    end = end.min(len);
+    let end = usize::try_from(end.clamp(0, len_i)).ok()?;
+    let start = usize::try_from(start).ok()?;
     if start > end || end - start < plen {
         return None;
     }
@@ -135,14 +197,15 @@ fn find_nocase(hay: &[u8], pat: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Value;
 
     fn content(p: &[u8]) -> Content {
         Content {
             pattern: p.to_vec(),
             nocase: false,
             negated: false,
-            offset: 0,
-            depth_end: None,
+            offset: None,
+            depth: None,
             distance: None,
             within: None,
             endswith: false,
@@ -157,20 +220,20 @@ mod tests {
     fn absolute_offset_and_depth_bound_the_match() {
         let buf = b"xxabcxx";
         let mut c = content(b"abc");
-        c.offset = 2;
-        c.depth_end = Some(5);
+        c.offset = Some(Value::Const(2));
+        c.depth = Some(Value::Const(3));
         assert!(eval_ops(&ops(vec![c.clone()]), buf));
-        c.offset = 3;
+        c.offset = Some(Value::Const(3));
         assert!(!eval_ops(&ops(vec![c.clone()]), buf));
-        c.offset = 0;
-        c.depth_end = Some(4);
+        c.offset = None;
+        c.depth = Some(Value::Const(4));
         assert!(!eval_ops(&ops(vec![c]), buf), "match must end within depth");
     }
 
     #[test]
     fn offset_at_payload_end_never_matches() {
         let mut c = content(b"a");
-        c.offset = 3;
+        c.offset = Some(Value::Const(3));
         assert!(!eval_ops(&ops(vec![c]), b"aaa"));
     }
 
@@ -180,8 +243,8 @@ mod tests {
         let buf = b"abzzabcd";
         let a = content(b"ab");
         let mut b = content(b"cd");
-        b.distance = Some(0);
-        b.within = Some(2);
+        b.distance = Some(Value::Const(0));
+        b.within = Some(Value::Const(2));
         assert!(eval_ops(&ops(vec![a, b]), buf));
     }
 
@@ -190,10 +253,10 @@ mod tests {
         let buf = b"ab--cd";
         let a = content(b"ab");
         let mut b = content(b"cd");
-        b.distance = Some(2);
-        b.within = Some(2);
+        b.distance = Some(Value::Const(2));
+        b.within = Some(Value::Const(2));
         assert!(eval_ops(&ops(vec![a.clone(), b.clone()]), buf));
-        b.within = Some(1);
+        b.within = Some(Value::Const(1));
         assert!(!eval_ops(&ops(vec![a, b]), buf));
     }
 
@@ -202,8 +265,8 @@ mod tests {
         let buf = b"abcdef";
         let a = content(b"def");
         let mut b = content(b"cd");
-        b.distance = Some(-4);
-        b.within = Some(4);
+        b.distance = Some(Value::Const(-4));
+        b.within = Some(Value::Const(4));
         assert!(eval_ops(&ops(vec![a, b]), buf));
     }
 
@@ -240,11 +303,11 @@ mod tests {
         let mut cs = vec![content(b"a")];
         for _ in 0..8 {
             let mut c = content(b"a");
-            c.distance = Some(0);
+            c.distance = Some(Value::Const(0));
             cs.push(c);
         }
         let mut last = content(b"b");
-        last.distance = Some(0);
+        last.distance = Some(Value::Const(0));
         cs.push(last);
         assert!(!eval_ops(&ops(cs), &buf));
     }

@@ -4,8 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::header::{BitsModifier, Check, IpOption, NumCond};
+pub use crate::pcre::Regex;
+
 /// Format version of the serialised [`RuleSet`]; bumped on any layout change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Most `byte_extract` variables one rule may define.
+pub const MAX_VARS: usize = 8;
 
 /// A whole compiled rule set, as embedded in one module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +20,8 @@ pub struct RuleSet {
     pub name: String,
     pub version: String,
     pub rules: Vec<Rule>,
+    /// Flowbit names; a name's index is its bit in the per-flow state.
+    pub flowbits: Vec<String>,
 }
 
 /// Error from [`RuleSet::to_bytes`] / [`RuleSet::from_bytes`].
@@ -36,6 +44,7 @@ impl RuleSet {
             name: name.into(),
             version: version.into(),
             rules: Vec::new(),
+            flowbits: Vec::new(),
         }
     }
 
@@ -193,23 +202,31 @@ pub struct FlowCond {
     pub stream: Option<bool>,
 }
 
-/// One `content` match with its modifiers, already normalised:
-/// `depth` is stored as an absolute end (offset + depth), as Suricata does.
+/// A number in a rule: a constant, or a `byte_extract` variable (its slot)
+/// read when the rule is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    Const(i64),
+    Var(u8),
+}
+
+/// One `content` match with its modifiers, as Suricata reads them: `offset`
+/// and `depth` are absolute, `distance` and `within` relative to the end of
+/// the previous match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
     /// The bytes to find; lower-cased already when `nocase`.
     pub pattern: Vec<u8>,
     pub nocase: bool,
     pub negated: bool,
-    /// Absolute: the match starts at or after this offset.
-    pub offset: u32,
-    /// Absolute: the match ends at or before this offset.
-    pub depth_end: Option<u32>,
-    /// Relative to the end of the previous match (may be negative).
-    pub distance: Option<i32>,
-    /// Relative: the match ends within this many bytes after
-    /// `previous end + distance`.
-    pub within: Option<u32>,
+    /// The match starts at or after this offset.
+    pub offset: Option<Value>,
+    /// The match ends at or before `offset + depth`.
+    pub depth: Option<Value>,
+    /// The match starts at or after `previous end + distance` (may be negative).
+    pub distance: Option<Value>,
+    /// The match ends within this many bytes after `previous end + distance`.
+    pub within: Option<Value>,
     /// The match must end at the end of the buffer.
     pub endswith: bool,
 }
@@ -221,10 +238,149 @@ impl Content {
     }
 }
 
+/// A `pcre` condition; the regex was compiled by the rule compiler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pcre {
+    pub regex: Regex,
+    /// `R`: search from the end of the previous match.
+    pub relative: bool,
+    /// `pcre:!"..."`: the regex must not match.
+    pub negated: bool,
+}
+
+/// `isdataat:[!]N[,relative]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsDataAt {
+    pub at: Value,
+    pub relative: bool,
+    pub negated: bool,
+}
+
+/// Byte order of a binary number read from the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endian {
+    Big,
+    Little,
+}
+
+/// Base of a number written as text in the payload (`string,hex|dec|oct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NumBase {
+    Hex,
+    Dec,
+    Oct,
+}
+
+/// Where and how the `byte_*` keywords read a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRead {
+    /// 1..=8 for binary, 1..=23 for text.
+    pub nbytes: u8,
+    pub offset: Value,
+    pub relative: bool,
+    pub endian: Endian,
+    /// `Some` when the bytes are ASCII digits (`string`).
+    pub string: Option<NumBase>,
+    /// `bitmask`: AND the value, then shift right by the mask's trailing zeros.
+    pub bitmask: Option<u64>,
+}
+
+/// `byte_test` comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ByteOp {
+    Lt,
+    Gt,
+    Eq,
+    Le,
+    Ge,
+    /// `&`: any bit in common.
+    And,
+    /// `^`: the values differ in some bit.
+    Xor,
+}
+
+/// `byte_test`: compare a number read from the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteTest {
+    pub read: ByteRead,
+    pub op: ByteOp,
+    /// `!` before the operator.
+    pub negated: bool,
+    pub value: Value,
+}
+
+/// Where `byte_jump` jumps from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JumpFrom {
+    /// The end of the bytes read (the default).
+    Read,
+    /// `from_beginning`: the start of the buffer.
+    Beginning,
+    /// `from_end`: the end of the buffer.
+    End,
+}
+
+/// `byte_jump`: read a length and move the cursor by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteJump {
+    pub read: ByteRead,
+    pub multiplier: u32,
+    /// Round the value up to a multiple of 4.
+    pub align: bool,
+    pub from: JumpFrom,
+    pub post_offset: i32,
+}
+
+/// `byte_extract`: read a number into a variable; the cursor moves past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteExtract {
+    pub read: ByteRead,
+    pub var: u8,
+    pub multiplier: u32,
+    /// Round up to a multiple of this (0 = no rounding, else 2 or 4).
+    pub align: u8,
+}
+
 /// One payload condition, evaluated in rule order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Content(Content),
+    /// Boxed: a compiled regex is much larger than the other ops.
+    Pcre(Box<Pcre>),
+    IsDataAt(IsDataAt),
+    ByteTest(ByteTest),
+    ByteJump(ByteJump),
+    ByteExtract(ByteExtract),
+}
+
+impl Op {
+    /// Whether the op starts from the previous op's cursor, so a failure
+    /// should make the previous match retry at its next occurrence.
+    pub fn is_relative(&self) -> bool {
+        match self {
+            Op::Content(c) => c.is_relative(),
+            Op::Pcre(p) => p.relative,
+            Op::IsDataAt(d) => d.relative,
+            Op::ByteTest(b) => b.read.relative,
+            Op::ByteJump(b) => b.read.relative,
+            Op::ByteExtract(b) => b.read.relative,
+        }
+    }
+}
+
+/// A `flowbits` condition: holds when *any* listed bit is (not) set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowbitCheck {
+    IsSet(Vec<u16>),
+    IsNotSet(Vec<u16>),
+}
+
+/// A `flowbits` action, applied when the whole rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowbitAction {
+    Set(u16),
+    Unset(u16),
+    Toggle(u16),
 }
 
 /// One compiled rule.
@@ -239,6 +395,13 @@ pub struct Rule {
     /// `<>`: the header also matches with source and destination swapped.
     pub bidirectional: bool,
     pub flow: FlowCond,
+    /// Packet-header conditions (`ttl`, `flags`, `dsize`, ...), checked
+    /// before the payload.
+    pub checks: Vec<Check>,
+    pub flowbit_checks: Vec<FlowbitCheck>,
+    pub flowbit_actions: Vec<FlowbitAction>,
+    /// `noalert`: the rule matches (and sets flowbits) but reports nothing.
+    pub noalert: bool,
     pub ops: Vec<Op>,
     /// The literal the prefilter looks for (lower-cased; matched without
     /// case), or `None` when the rule has no positive content and must be

@@ -11,16 +11,28 @@
 //! - [`content`]: content search with Suricata's offset/depth/distance/within
 //!   semantics and backtracking over relative matches.
 //! - [`matcher`]: the multi-pattern prefilter and per-packet evaluation.
+//! - [`header`]: packet-header conditions (`ttl`, `flags`, `dsize`, ...).
+//! - [`bytes`]: `byte_test`, `byte_jump`, `byte_extract`.
+//! - [`pcre`]: PCRE translated and compiled to DFAs (compile time), searched
+//!   at run time.
+//! - [`flowbits`]: per-flow bit state behind the [`FlowStore`] trait.
 //!
 //! Start with [`Matcher::matches`].
 
+pub mod bytes;
 pub mod content;
+pub mod flowbits;
+pub mod header;
 pub mod ir;
 pub mod matcher;
+pub mod pcre;
 
+pub use flowbits::{FlowStore, MemoryFlowStore, NoFlowStore};
 pub use ir::{
-    Action, Content, FlowCond, FormatError, IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet,
-    Threshold, ThresholdKind, TrackBy,
+    Action, BitsModifier, ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest, Check, Content,
+    Endian, FlowCond, FlowbitAction, FlowbitCheck, FormatError, IpOption, IpSet, IsDataAt,
+    JumpFrom, NumBase, NumCond, Op, Pcre, PortSet, Proto, Rule, RuleMeta, RuleSet, Threshold,
+    ThresholdKind, TrackBy, Value,
 };
 pub use matcher::{Direction, Matcher, PacketView, Scratch};
 

@@ -1,12 +1,15 @@
 //! Per-packet evaluation: one multi-pattern prefilter pass over the payload
 //! finds the candidate rules, then each candidate's header and payload
 //! conditions are verified. Rules without a positive content are checked on
-//! every packet.
+//! every packet. Candidates run in Suricata's flowbits order (rules that set
+//! flowbits before rules that only read them), so a bit set by one rule is
+//! seen by another on the same packet.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::content::eval_ops;
-use crate::ir::{Rule, RuleSet};
+use crate::flowbits::{names_tag, Bits, FlowStore, NoFlowStore};
+use crate::ir::{FlowbitAction, FlowbitCheck, Rule, RuleSet};
 use crate::{FLOW_ESTABLISHED, FLOW_STREAM};
 
 /// Which side of a flow sent a packet.
@@ -50,6 +53,7 @@ pub struct Scratch {
     stamp: Vec<u32>,
     generation: u32,
     candidates: Vec<u32>,
+    bits: Bits,
 }
 
 /// A rule set ready to evaluate packets.
@@ -61,6 +65,11 @@ pub struct Matcher {
     pattern_rules: Vec<Vec<u32>>,
     /// Rules evaluated on every packet (no prefilter literal).
     always: Vec<u32>,
+    /// Per rule: its flowbits evaluation rank (0 runs first); empty when
+    /// no rule uses flowbits.
+    rank: Vec<u8>,
+    /// Tag of the flowbit numbering, stored with each flow's state.
+    tag: [u8; 4],
 }
 
 /// Error building the prefilter automaton.
@@ -107,11 +116,33 @@ impl Matcher {
                     .map_err(|e| BuildError(e.to_string()))?,
             )
         };
+        let uses_flowbits = set
+            .rules
+            .iter()
+            .any(|r| !r.flowbit_checks.is_empty() || !r.flowbit_actions.is_empty());
+        let rank = if uses_flowbits {
+            set.rules
+                .iter()
+                .map(
+                    |r| match (!r.flowbit_actions.is_empty(), !r.flowbit_checks.is_empty()) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        (false, true) => 2,
+                        (false, false) => 3,
+                    },
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tag = names_tag(&set.flowbits);
         Ok(Matcher {
             set,
             prefilter,
             pattern_rules,
             always,
+            rank,
+            tag,
         })
     }
 
@@ -119,8 +150,22 @@ impl Matcher {
         &self.set
     }
 
-    /// Append the indices of every rule matching `pkt` to `out`, in rule order.
+    /// Append the indices of every rule matching `pkt` to `out`, in rule
+    /// order. Flowbits live for this packet only; see [`Matcher::matches_with`].
     pub fn matches(&self, pkt: &PacketView<'_>, scratch: &mut Scratch, out: &mut Vec<u32>) {
+        self.matches_with(pkt, scratch, &mut NoFlowStore, out);
+    }
+
+    /// [`Matcher::matches`] with per-flow flowbits kept in `store`: loaded
+    /// once before the packet's rules run and written back once if changed.
+    /// `noalert` rules are evaluated (and set flowbits) but not reported.
+    pub fn matches_with(
+        &self,
+        pkt: &PacketView<'_>,
+        scratch: &mut Scratch,
+        store: &mut dyn FlowStore,
+        out: &mut Vec<u32>,
+    ) {
         let n = self.set.rules.len();
         if scratch.stamp.len() != n {
             scratch.stamp = vec![0; n];
@@ -149,20 +194,75 @@ impl Matcher {
                 }
             }
         }
-        scratch.candidates.sort_unstable();
-        for &r in &scratch.candidates {
-            if let Some(rule) = self.set.rules.get(r as usize) {
-                if rule_matches(rule, pkt) {
-                    out.push(r);
+        let Scratch {
+            candidates, bits, ..
+        } = scratch;
+        if self.rank.is_empty() {
+            candidates.sort_unstable();
+        } else {
+            let rank = &self.rank;
+            candidates.sort_unstable_by_key(|&r| (rank.get(r as usize).copied().unwrap_or(3), r));
+            bits.load(store, pkt.flow_id, self.tag);
+        }
+        let first = out.len();
+        for &r in candidates.iter() {
+            let Some(rule) = self.set.rules.get(r as usize) else {
+                continue;
+            };
+            if !rule_matches_bits(rule, pkt, bits) {
+                continue;
+            }
+            if pkt.flow_id != 0 {
+                for a in &rule.flowbit_actions {
+                    match *a {
+                        FlowbitAction::Set(b) => bits.set(b, true),
+                        FlowbitAction::Unset(b) => bits.set(b, false),
+                        FlowbitAction::Toggle(b) => {
+                            let on = bits.get(b);
+                            bits.set(b, !on);
+                        }
+                    }
                 }
             }
+            if !rule.noalert {
+                out.push(r);
+            }
+        }
+        if let Some(found) = out.get_mut(first..) {
+            found.sort_unstable();
+        }
+        if !self.rank.is_empty() && pkt.flow_id != 0 {
+            bits.save(store, pkt.flow_id);
         }
     }
 }
 
-/// Header, flow and payload conditions of one rule.
+/// Header, flow and payload conditions of one rule, with no flowbit set.
 pub fn rule_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
-    header_matches(rule, pkt) && flow_matches(rule, pkt) && eval_ops(&rule.ops, pkt.payload)
+    rule_matches_bits(rule, pkt, &Bits::default())
+}
+
+/// Every condition of one rule, reading flowbits from `bits`.
+fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
+    header_matches(rule, pkt)
+        && flow_matches(rule, pkt)
+        && rule.checks.iter().all(|c| c.holds(pkt))
+        && flowbits_hold(rule, pkt, bits)
+        && eval_ops(&rule.ops, pkt.payload)
+}
+
+/// `isset` / `isnotset`; like Suricata, neither holds on a packet without a flow.
+fn flowbits_hold(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
+    if rule.flowbit_checks.is_empty() {
+        return true;
+    }
+    if pkt.flow_id == 0 {
+        return false;
+    }
+    rule.flowbit_checks.iter().all(|c| match c {
+        FlowbitCheck::IsSet(list) => list.iter().any(|&b| bits.get(b)),
+        FlowbitCheck::IsNotSet(list) => list.iter().any(|&b| !bits.get(b)),
+    })
 }
 
 fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {

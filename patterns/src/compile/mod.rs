@@ -4,15 +4,26 @@
 //! [`Skipped`] entry naming its file, line, sid and the keyword at fault; the
 //! rest of the rule set compiles. Which keywords lower is listed in
 //! [`SUPPORTED_KEYWORDS`].
+//!
+//! Modules: this one holds the API, rule metadata and `content`;
+//! `payload` the other payload keywords (`pcre`, `isdataat`, `byte_*`);
+//! `header` the packet-header keywords, `flowbits` and thresholds.
 
-use std::collections::HashSet;
+mod header;
+mod payload;
+
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use sandgate_matcher::flowbits::MAX_FLOWBITS;
 use sandgate_matcher::{
-    Action as MAction, Content, FlowCond, IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet,
+    Action as MAction, Content, FlowCond, FlowbitAction, FlowbitCheck, IpSet, Op, PortSet, Proto,
+    Rule, RuleMeta, RuleSet, Value,
 };
 
 use crate::rules::{parse_rules, Action, ParsedRule, Protocol, RuleOption, RuleSource, Vars};
+
+use header::PendingFlowbits;
 
 /// Keywords this compiler lowers (interface 1.0.0).
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
@@ -35,6 +46,34 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "fast_pattern",
     "rawbytes",
     "flow",
+    "pcre",
+    "isdataat",
+    "dsize",
+    "byte_test",
+    "byte_jump",
+    "byte_extract",
+    "flags",
+    "itype",
+    "icode",
+    "icmp_id",
+    "icmp_seq",
+    "ttl",
+    "ip_proto",
+    "id",
+    "seq",
+    "ack",
+    "window",
+    "fragbits",
+    "fragoffset",
+    "tos",
+    "sameip",
+    "ipopts",
+    "tcp.mss",
+    "flowbits",
+    "noalert",
+    "threshold",
+    "detection_filter",
+    "target",
 ];
 
 /// Why a rule was left out of the compiled set.
@@ -48,6 +87,9 @@ pub enum SkipReason {
     UnsupportedProtocol(String),
     /// A supported keyword with a value or placement we cannot honour.
     BadValue { keyword: String, why: String },
+    /// A supported keyword using a feature this engine lacks (a PCRE
+    /// backreference, `byte_test` with `dce`, ...).
+    UnsupportedFeature { keyword: String, what: String },
     /// Another rule already uses this gid:sid.
     DuplicateSid,
 }
@@ -60,6 +102,9 @@ impl SkipReason {
             SkipReason::UnsupportedKeyword(k) => format!("unsupported keyword `{k}`"),
             SkipReason::UnsupportedProtocol(p) => format!("unsupported protocol `{p}`"),
             SkipReason::BadValue { keyword, .. } => format!("bad `{keyword}` value"),
+            SkipReason::UnsupportedFeature { keyword, what } => {
+                format!("unsupported `{keyword}` feature: {what}")
+            }
             SkipReason::DuplicateSid => "duplicate sid".into(),
         }
     }
@@ -75,6 +120,9 @@ impl fmt::Display for SkipReason {
                 "protocol `{p}` needs an application-layer parser (not in interface 1.0)"
             ),
             SkipReason::BadValue { keyword, why } => write!(f, "`{keyword}`: {why}"),
+            SkipReason::UnsupportedFeature { keyword, what } => {
+                write!(f, "`{keyword}`: {what} is not supported")
+            }
             SkipReason::DuplicateSid => write!(f, "duplicate gid:sid, first one kept"),
         }
     }
@@ -119,6 +167,7 @@ pub fn compile_rules(
     let mut set = RuleSet::new(name, version);
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
+    let mut flowbits = FlowbitNames::default();
     for src in sources {
         for parsed in parse_rules(src, vars) {
             let parsed = match parsed {
@@ -139,19 +188,85 @@ pub fn compile_rules(
                 sid: parsed.sid,
                 reason,
             };
-            match lower_rule(&parsed) {
-                Ok(rule) => {
-                    if seen.insert((rule.meta.gid, rule.meta.sid)) {
-                        set.rules.push(rule);
-                    } else {
-                        skipped.push(at(SkipReason::DuplicateSid));
-                    }
+            if !seen.insert((gid_of(&parsed), parsed.sid)) {
+                skipped.push(at(SkipReason::DuplicateSid));
+                continue;
+            }
+            match lower_rule_with(&parsed, &mut flowbits) {
+                Ok(rule) => set.rules.push(rule),
+                Err(reason) => {
+                    seen.remove(&(gid_of(&parsed), parsed.sid));
+                    skipped.push(at(reason));
                 }
-                Err(reason) => skipped.push(at(reason)),
             }
         }
     }
+    set.flowbits = flowbits.names;
     Compiled { set, skipped }
+}
+
+/// The rule's `gid` (1 unless given), for duplicate detection.
+fn gid_of(p: &ParsedRule) -> u32 {
+    p.options
+        .iter()
+        .rev()
+        .find(|o| o.keyword == "gid")
+        .and_then(|o| o.value.as_deref()?.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// Flowbit names of one rule set, numbered in order of first use.
+#[derive(Debug, Default)]
+struct FlowbitNames {
+    names: Vec<String>,
+    index: HashMap<String, u16>,
+}
+
+impl FlowbitNames {
+    /// Number every name of `pending` (all or none, so a skipped rule
+    /// leaves no trace) and build the rule's flowbit conditions and actions.
+    fn intern(
+        &mut self,
+        pending: PendingFlowbits,
+    ) -> Result<(Vec<FlowbitCheck>, Vec<FlowbitAction>), SkipReason> {
+        let new: HashSet<&String> = pending
+            .names()
+            .filter(|n| !self.index.contains_key(*n))
+            .collect();
+        if self.names.len() + new.len() > MAX_FLOWBITS {
+            return Err(bad(
+                "flowbits",
+                format!("more than {MAX_FLOWBITS} flowbit names in one rule set"),
+            ));
+        }
+        let mut id = |n: &str| -> u16 {
+            if let Some(&i) = self.index.get(n) {
+                return i;
+            }
+            let i = self.names.len() as u16;
+            self.names.push(n.to_string());
+            self.index.insert(n.to_string(), i);
+            i
+        };
+        let checks = pending
+            .checks
+            .iter()
+            .map(|(set, names)| {
+                let ids = names.iter().map(|n| id(n)).collect();
+                if *set {
+                    FlowbitCheck::IsSet(ids)
+                } else {
+                    FlowbitCheck::IsNotSet(ids)
+                }
+            })
+            .collect();
+        let actions = pending
+            .actions
+            .iter()
+            .map(|(kind, name)| kind.with(id(name)))
+            .collect();
+        Ok((checks, actions))
+    }
 }
 
 fn bad(keyword: &str, why: impl Into<String>) -> SkipReason {
@@ -161,8 +276,54 @@ fn bad(keyword: &str, why: impl Into<String>) -> SkipReason {
     }
 }
 
-/// Lower one parsed rule.
+/// Lower one parsed rule. Flowbit names are numbered for this rule alone;
+/// [`compile_rules`] numbers them across the whole set.
 pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
+    lower_rule_with(p, &mut FlowbitNames::default())
+}
+
+/// What lowering has built so far for one rule; keyword lowerings add to it.
+#[derive(Debug, Default)]
+struct RuleBuilder {
+    ops: Vec<Op>,
+    /// `byte_extract` variable names, by slot.
+    vars: Vec<String>,
+    checks: Vec<sandgate_matcher::Check>,
+    flowbits: PendingFlowbits,
+    noalert: bool,
+    fast_pattern: Option<usize>,
+}
+
+impl RuleBuilder {
+    /// The most recent `content`, which modifiers apply to.
+    fn last_content(&mut self, kw: &str) -> Result<&mut Content, SkipReason> {
+        self.ops
+            .iter_mut()
+            .rev()
+            .find_map(|op| match op {
+                Op::Content(c) => Some(c),
+                _ => None,
+            })
+            .ok_or_else(|| bad(kw, "no content before it"))
+    }
+
+    /// A number or a `byte_extract` variable defined earlier in the rule.
+    fn value(&self, kw: &str, v: &str) -> Result<Value, SkipReason> {
+        let v = v.trim();
+        if let Ok(n) = v.parse::<i64>() {
+            return Ok(Value::Const(n));
+        }
+        match self.vars.iter().position(|name| name == v) {
+            Some(slot) => Ok(Value::Var(slot as u8)),
+            None => Err(bad(
+                kw,
+                format!("`{v}` is neither a number nor a byte_extract variable"),
+            )),
+        }
+    }
+}
+
+fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<Rule, SkipReason> {
     let proto = match &p.protocol {
         Protocol::Ip => Proto::Ip,
         Protocol::Tcp => Proto::Tcp,
@@ -189,8 +350,8 @@ pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
     };
     let mut sid = None;
     let mut flow = FlowCond::default();
-    let mut contents: Vec<Content> = Vec::new();
-    let mut fast_pattern: Option<usize> = None;
+    let mut b = RuleBuilder::default();
+    let mut threshold_kw: Option<&str> = None;
     for opt in &p.options {
         let kw = opt.keyword.as_str();
         let value = || opt.value.as_deref().unwrap_or("").trim();
@@ -208,29 +369,59 @@ pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty()),
             ),
-            "content" => contents.push(parse_content(opt)?),
+            "content" => b.ops.push(Op::Content(parse_content(opt)?)),
             "rawbytes" => {}
             "flow" => parse_flow(value(), &mut flow)?,
             "fast_pattern" => {
-                if contents.is_empty() {
-                    return Err(bad(kw, "no content before it"));
-                }
-                fast_pattern = Some(contents.len() - 1);
+                let last = b
+                    .ops
+                    .iter()
+                    .rposition(|op| matches!(op, Op::Content(_)))
+                    .ok_or_else(|| bad(kw, "no content before it"))?;
+                b.fast_pattern = Some(last);
             }
             "nocase" | "offset" | "depth" | "distance" | "within" | "startswith" | "endswith" => {
-                let c = contents
-                    .last_mut()
-                    .ok_or_else(|| bad(kw, "no content before it"))?;
-                apply_modifier(kw, value(), c)?;
+                let v = if matches!(kw, "offset" | "depth" | "distance" | "within") {
+                    Some(b.value(kw, value())?)
+                } else {
+                    None
+                };
+                apply_modifier(kw, v, b.last_content(kw)?)?;
             }
+            "pcre" | "isdataat" | "byte_test" | "byte_jump" | "byte_extract" => {
+                payload::lower(kw, opt, &mut b)?
+            }
+            "threshold" | "detection_filter" => {
+                if let Some(prev) = threshold_kw {
+                    return Err(bad(
+                        kw,
+                        format!(
+                            "a rule takes one threshold or detection_filter (already has `{prev}`)"
+                        ),
+                    ));
+                }
+                threshold_kw = Some(kw);
+                meta.thresholds.push(header::threshold(kw, value())?);
+            }
+            "flowbits" => header::flowbits(value(), &mut b)?,
+            "noalert" => b.noalert = true,
+            "target" => match value() {
+                "src_ip" | "dest_ip" => {}
+                other => return Err(bad(kw, format!("`{other}` is not src_ip or dest_ip"))),
+            },
+            _ if header::is_header_keyword(kw) => b.checks.push(header::check(kw, value())?),
             other => return Err(SkipReason::UnsupportedKeyword(other.to_string())),
         }
     }
     meta.sid = sid.ok_or_else(|| bad("sid", "missing"))?;
-    for c in &contents {
-        check_content(c)?;
+    for op in &b.ops {
+        if let Op::Content(c) = op {
+            check_content(c)?;
+        }
     }
-    let prefilter = choose_prefilter(&contents, fast_pattern);
+    let prefilter = choose_prefilter(&b.ops, b.fast_pattern);
+    let (flowbit_checks, flowbit_actions) =
+        flowbit_names.intern(std::mem::take(&mut b.flowbits))?;
     Ok(Rule {
         meta,
         proto,
@@ -248,7 +439,11 @@ pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
         },
         bidirectional: p.bidirectional,
         flow,
-        ops: contents.into_iter().map(Op::Content).collect(),
+        checks: b.checks,
+        flowbit_checks,
+        flowbit_actions,
+        noalert: b.noalert,
+        ops: b.ops,
         prefilter,
     })
 }
@@ -311,46 +506,58 @@ fn parse_content(opt: &RuleOption) -> Result<Content, SkipReason> {
         pattern,
         nocase: false,
         negated: opt.is_negated(),
-        offset: 0,
-        depth_end: None,
+        offset: None,
+        depth: None,
         distance: None,
         within: None,
         endswith: false,
     })
 }
 
-fn apply_modifier(kw: &str, v: &str, c: &mut Content) -> Result<(), SkipReason> {
+/// Apply a content modifier; `v` is the parsed value of the numeric ones.
+fn apply_modifier(kw: &str, v: Option<Value>, c: &mut Content) -> Result<(), SkipReason> {
+    let plen = c.pattern.len() as i64;
+    let v = || v.ok_or_else(|| bad(kw, "missing value"));
     match kw {
         "nocase" => {
             c.nocase = true;
             c.pattern.make_ascii_lowercase();
         }
         "offset" => {
-            let off: u32 = parse_num(kw, v)?;
-            // depth is stored as an absolute end: shift it if it came first.
-            if let Some(d) = c.depth_end {
-                c.depth_end = Some(d.saturating_add(off));
+            let v = v()?;
+            if matches!(v, Value::Const(n) if !(0..=i64::from(u32::MAX)).contains(&n)) {
+                return Err(bad(kw, "must be between 0 and 2^32-1"));
             }
-            c.offset = off;
+            c.offset = Some(v);
         }
         "depth" => {
-            let d: u32 = parse_num(kw, v)?;
-            if (d as usize) < c.pattern.len() {
-                return Err(bad(kw, format!("depth {d} is shorter than the content")));
+            let v = v()?;
+            if let Value::Const(d) = v {
+                if d < plen || d > i64::from(u32::MAX) {
+                    return Err(bad(kw, format!("depth {d} is shorter than the content")));
+                }
             }
-            c.depth_end = Some(c.offset.saturating_add(d));
+            c.depth = Some(v);
         }
-        "distance" => c.distance = Some(parse_num(kw, v)?),
-        "within" => {
-            let w: u32 = parse_num(kw, v)?;
-            if (w as usize) < c.pattern.len() {
-                return Err(bad(kw, format!("within {w} is shorter than the content")));
+        "distance" => {
+            let v = v()?;
+            if matches!(v, Value::Const(n) if i32::try_from(n).is_err()) {
+                return Err(bad(kw, "out of range"));
             }
-            c.within = Some(w);
+            c.distance = Some(v);
+        }
+        "within" => {
+            let v = v()?;
+            if let Value::Const(w) = v {
+                if w < plen || w > i64::from(u32::MAX) {
+                    return Err(bad(kw, format!("within {w} is shorter than the content")));
+                }
+            }
+            c.within = Some(v);
         }
         "startswith" => {
-            c.offset = 0;
-            c.depth_end = Some(c.pattern.len() as u32);
+            c.offset = Some(Value::Const(0));
+            c.depth = Some(Value::Const(plen));
         }
         "endswith" => c.endswith = true,
         _ => return Err(SkipReason::UnsupportedKeyword(kw.to_string())),
@@ -359,7 +566,7 @@ fn apply_modifier(kw: &str, v: &str, c: &mut Content) -> Result<(), SkipReason> 
 }
 
 fn check_content(c: &Content) -> Result<(), SkipReason> {
-    if c.is_relative() && (c.offset != 0 || c.depth_end.is_some()) {
+    if c.is_relative() && (c.offset.is_some() || c.depth.is_some()) {
         return Err(bad(
             "content",
             "mixes relative (distance/within) and absolute (offset/depth) modifiers",
@@ -387,14 +594,19 @@ fn parse_flow(v: &str, flow: &mut FlowCond) -> Result<(), SkipReason> {
 /// The prefilter literal: the `fast_pattern` content if given, else the
 /// longest positive content. Lower-cased: the prefilter ignores case and the
 /// rule's own content check restores exactness.
-fn choose_prefilter(contents: &[Content], fast_pattern: Option<usize>) -> Option<Vec<u8>> {
+fn choose_prefilter(ops: &[Op], fast_pattern: Option<usize>) -> Option<Vec<u8>> {
+    fn positive(op: &Op) -> Option<&Content> {
+        match op {
+            Op::Content(c) if !c.negated => Some(c),
+            _ => None,
+        }
+    }
     let pick = fast_pattern
-        .and_then(|i| contents.get(i))
-        .filter(|c| !c.negated)
+        .and_then(|i| ops.get(i))
+        .and_then(positive)
         .or_else(|| {
-            contents
-                .iter()
-                .filter(|c| !c.negated)
+            ops.iter()
+                .filter_map(positive)
                 .max_by_key(|c| c.pattern.len())
         })?;
     Some(pick.pattern.to_ascii_lowercase())

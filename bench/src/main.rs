@@ -1,0 +1,438 @@
+//! `sandgate-bench`: the benchmark suite. Prints one table; with `--write`
+//! also replaces the generated section of BENCHMARKS.md.
+//!
+//! Every row is measured in the same run as its baseline, and the table
+//! shows the ratio, because these machines are shared and noisy: compare
+//! ratios, not lone absolute times.
+//!
+//! Rows:
+//! - call overhead of an empty module per packet, by batch size and payload;
+//! - the example rules and (when `../shared/data` is present) the compilable
+//!   part of ET Open, in wasm under fuel vs the same matcher natively;
+//! - compile and load times of those rule sets;
+//! - end-to-end replay of the example capture.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use sandgate_host::capture::{CaptureReader, Frame};
+use sandgate_host::decode::decode;
+use sandgate_host::flow::{Direction, FlowConfig, FlowTable};
+use sandgate_matcher::{
+    Direction as MDirection, Matcher, PacketView, RuleSet, Scratch, FLOW_ESTABLISHED,
+};
+use sandgate_patterns::compile::compile_rules;
+use sandgate_patterns::emit::{rules_component, ModuleManifest};
+use sandgate_patterns::rules::{RuleSource, Vars};
+use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
+use sandgate_runtime::wit::{Batch, Direction as WDirection, IpAddress, Packet};
+use sandgate_runtime::{Engine, EngineConfig, LoadedModule};
+
+#[derive(Parser)]
+#[command(about = "Sandgate benchmark suite")]
+struct Args {
+    /// Seconds each measurement runs for.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Replace the generated section of this file (usually BENCHMARKS.md).
+    #[arg(long)]
+    write: Option<PathBuf>,
+    /// Bytes of shared captures to use for the real-traffic rows.
+    #[arg(long, default_value_t = 20_000_000)]
+    corpus_bytes: usize,
+}
+
+struct Row {
+    name: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+}
+
+fn row(name: impl Into<String>, value: impl Into<String>) -> Row {
+    Row {
+        name: name.into(),
+        value: value.into(),
+        baseline: String::new(),
+        ratio: String::new(),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Run `f` repeatedly for about `secs`; returns (iterations, elapsed).
+fn time_loop(secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<(u64, Duration)> {
+    f()?; // warm up
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        f()?;
+        n += 1;
+    }
+    Ok((n.max(1), start.elapsed()))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let engine = Engine::new(EngineConfig::default()).context("engine")?;
+    let mut rows = Vec::new();
+
+    call_overhead(&engine, args.seconds, &mut rows)?;
+
+    let example = repo_root().join("patterns/examples/example.rules");
+    let example_pcap = repo_root().join("patterns/examples/example.pcap");
+    let batches = capture_batches(&[example_pcap.clone()], usize::MAX, 64)?;
+    ruleset_rows(
+        &engine,
+        "example rules",
+        &[example],
+        &batches,
+        args.seconds,
+        &mut rows,
+    )?;
+
+    let shared = repo_root().join("../shared/data");
+    if shared.is_dir() {
+        let et = rule_files(&shared.join("rules/et-open-2020"))?;
+        let pcaps = pcap_files(&shared.join("pcaps/suricata-verify"))?;
+        let corpus = capture_batches(&pcaps, args.corpus_bytes, 64)?;
+        ruleset_rows(
+            &engine,
+            "ET Open 2020",
+            &et,
+            &corpus,
+            args.seconds,
+            &mut rows,
+        )?;
+    } else {
+        rows.push(row("ET Open rows", "skipped: ../shared/data not present"));
+    }
+
+    let table = render(&rows);
+    print!("{table}");
+    if let Some(path) = args.write {
+        write_section(&path, &table)?;
+        println!("updated {}", path.display());
+    }
+    Ok(())
+}
+
+/// Per-packet cost of calling a module that does nothing.
+fn call_overhead(engine: &Engine, secs: f64, rows: &mut Vec<Row>) -> Result<()> {
+    let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::NoHits))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let module = engine.load("empty", &bytes)?;
+    let mut inst = module.instantiate()?;
+    for payload in [64usize, 1500] {
+        let mut base_ns = None;
+        for n in [1usize, 16, 64, 256] {
+            let data = vec![0x41u8; payload];
+            let packets: Vec<(u64, &[u8])> =
+                (0..n).map(|i| (i as u64 + 1, data.as_slice())).collect();
+            let batch = testkit::batch(&packets);
+            let (iters, el) = time_loop(secs / 4.0, || {
+                inst.inspect(&batch).map_err(|f| anyhow::anyhow!("{f}"))?;
+                Ok(())
+            })?;
+            let ns = el.as_nanos() as f64 / (iters as f64 * n as f64);
+            let mut r = row(
+                format!("empty module, batch {n:>3}, payload {payload:>4} B"),
+                format!("{ns:.0} ns/packet"),
+            );
+            match base_ns {
+                None => base_ns = Some(ns),
+                Some(b) => {
+                    r.baseline = format!("{b:.0} ns (batch 1)");
+                    r.ratio = format!("{:.1}x cheaper", b / ns);
+                }
+            }
+            rows.push(r);
+        }
+    }
+    Ok(())
+}
+
+/// Compile, load, and measure a rule set in wasm and natively.
+fn ruleset_rows(
+    engine: &Engine,
+    label: &str,
+    files: &[PathBuf],
+    batches: &[Batch],
+    secs: f64,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|p| Ok((p.display().to_string(), std::fs::read_to_string(p)?)))
+        .collect::<Result<_>>()?;
+    let sources: Vec<RuleSource<'_>> = texts
+        .iter()
+        .map(|(file, text)| RuleSource { file, text })
+        .collect();
+    let t = Instant::now();
+    let compiled = compile_rules(&sources, &Vars::suricata_defaults(), "bench", "1");
+    let set: RuleSet = compiled.set;
+    let manifest = ModuleManifest {
+        name: "bench".into(),
+        version: "1".into(),
+        kind: "ips".into(),
+        interface: "1.0.0".into(),
+        rules: set.rules.len() as u32,
+        content_sha256: String::new(),
+    };
+    let component = rules_component(&set, &manifest)?;
+    let compile_time = t.elapsed();
+    rows.push(row(
+        format!("{label}: rules compiled"),
+        format!(
+            "{} of {} in {:.2} s, module {} KiB",
+            set.rules.len(),
+            set.rules.len() + compiled.skipped.len(),
+            compile_time.as_secs_f64(),
+            component.len() / 1024
+        ),
+    ));
+    let t = Instant::now();
+    let module: LoadedModule = engine.load("bench", &component)?;
+    let load = t.elapsed();
+    let t = Instant::now();
+    let mut inst = module.instantiate()?;
+    let inst_time = t.elapsed();
+    rows.push(row(
+        format!("{label}: load (check + compile + describe)"),
+        format!(
+            "{:.1} ms; instantiate + warm-up {:.1} ms",
+            ms(load),
+            ms(inst_time)
+        ),
+    ));
+
+    let packets: usize = batches.iter().map(|b| b.packets.len()).sum();
+    let bytes: usize = batches
+        .iter()
+        .flat_map(|b| b.packets.iter())
+        .map(|p| p.l3_len as usize)
+        .sum();
+    if packets == 0 {
+        bail!("no packets to measure {label} with");
+    }
+    let mut hits_wasm = 0usize;
+    let (wasm_iters, wasm_el) = time_loop(secs, || {
+        hits_wasm = 0;
+        for b in batches {
+            hits_wasm += inst.inspect(b).map_err(|f| anyhow::anyhow!("{f}"))?.len();
+        }
+        Ok(())
+    })?;
+    let matcher = Matcher::new(set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    let mut hits_native = 0usize;
+    let (nat_iters, nat_el) = time_loop(secs, || {
+        hits_native = 0;
+        for b in batches {
+            for p in &b.packets {
+                out.clear();
+                matcher.matches(&view(b, p), &mut scratch, &mut out);
+                hits_native += out.len();
+            }
+        }
+        Ok(())
+    })?;
+    let wasm_pps = (wasm_iters as f64 * packets as f64) / wasm_el.as_secs_f64();
+    let nat_pps = (nat_iters as f64 * packets as f64) / nat_el.as_secs_f64();
+    let wasm_mbit = (wasm_iters as f64 * bytes as f64 * 8.0) / wasm_el.as_secs_f64() / 1e6;
+    let nat_mbit = (nat_iters as f64 * bytes as f64 * 8.0) / nat_el.as_secs_f64() / 1e6;
+    rows.push(Row {
+        name: format!("{label}: wasm (fuel) over {packets} packets"),
+        value: format!("{wasm_pps:.0} packets/s, {wasm_mbit:.0} Mbit/s"),
+        baseline: format!("native {nat_pps:.0} packets/s, {nat_mbit:.0} Mbit/s"),
+        ratio: format!("{:.2}x native", wasm_pps / nat_pps),
+    });
+    if hits_wasm != hits_native {
+        rows.push(row(
+            format!("{label}: WARNING"),
+            format!("wasm found {hits_wasm} hits, native {hits_native}"),
+        ));
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn view<'a>(b: &'a Batch, p: &Packet) -> PacketView<'a> {
+    let get = |off: u32, len: u32| {
+        let s = off as usize;
+        b.buffer.get(s..s + len as usize).unwrap_or(&[])
+    };
+    let addr = |a: IpAddress| (u128::from(a.hi) << 64) | u128::from(a.lo);
+    PacketView {
+        protocol: p.protocol,
+        src: addr(p.src_addr),
+        dst: addr(p.dst_addr),
+        src_port: p.src_port,
+        dst_port: p.dst_port,
+        direction: match p.direction {
+            WDirection::ToServer => MDirection::ToServer,
+            WDirection::ToClient => MDirection::ToClient,
+            WDirection::Unknown => MDirection::Unknown,
+        },
+        flow_flags: p.flow_flags,
+        flow_id: p.flow_id,
+        ip_version: p.ip_version,
+        l3: get(p.l3_offset, p.l3_len),
+        l4_offset: (p.l4_offset - p.l3_offset) as usize,
+        payload: get(p.payload_offset, p.payload_len),
+    }
+}
+
+fn ip_address(ip: std::net::IpAddr) -> IpAddress {
+    let v6 = match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        std::net::IpAddr::V6(v6) => v6,
+    };
+    let bits = u128::from(v6);
+    IpAddress {
+        hi: (bits >> 64) as u64,
+        lo: bits as u64,
+    }
+}
+
+/// Decode captures into WIT batches of `per_batch` packets, up to `max_bytes`.
+fn capture_batches(pcaps: &[PathBuf], max_bytes: usize, per_batch: usize) -> Result<Vec<Batch>> {
+    let mut batches = Vec::new();
+    let mut cur = Batch {
+        buffer: Vec::new(),
+        packets: Vec::new(),
+    };
+    let mut total = 0usize;
+    'files: for path in pcaps {
+        let Ok(mut reader) = CaptureReader::open(path) else {
+            continue;
+        };
+        let mut flows = FlowTable::new(FlowConfig::default());
+        let mut frame = Frame::default();
+        while let Ok(true) = reader.read_into(&mut frame) {
+            let Ok(d) = decode(frame.linktype, &frame.data) else {
+                continue;
+            };
+            let Some(l3) = frame.data.get(d.l3.clone()) else {
+                continue;
+            };
+            let flow = flows.track(&d, frame.timestamp_us);
+            let base = cur.buffer.len();
+            cur.buffer.extend_from_slice(l3);
+            let rel = |abs: usize| (base + abs.saturating_sub(d.l3.start)) as u32;
+            cur.packets.push(Packet {
+                flow_id: flow.flow_id,
+                direction: match flow.direction {
+                    Direction::ToServer => WDirection::ToServer,
+                    Direction::ToClient => WDirection::ToClient,
+                    Direction::Unknown => WDirection::Unknown,
+                },
+                flow_flags: if flow.established {
+                    FLOW_ESTABLISHED
+                } else {
+                    0
+                },
+                ip_version: d.ip_version,
+                protocol: d.protocol,
+                src_addr: ip_address(d.src),
+                dst_addr: ip_address(d.dst),
+                src_port: d.src_port,
+                dst_port: d.dst_port,
+                l3_offset: base as u32,
+                l3_len: l3.len() as u32,
+                l4_offset: rel(d.l4_offset),
+                payload_offset: rel(d.payload.start),
+                payload_len: d.payload.len() as u32,
+                timestamp_us: frame.timestamp_us,
+            });
+            total += l3.len();
+            if cur.packets.len() == per_batch {
+                batches.push(std::mem::replace(
+                    &mut cur,
+                    Batch {
+                        buffer: Vec::new(),
+                        packets: Vec::new(),
+                    },
+                ));
+            }
+            if total >= max_bytes {
+                break 'files;
+            }
+        }
+    }
+    if !cur.packets.is_empty() {
+        batches.push(cur);
+    }
+    Ok(batches)
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| dir.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    files_with_ext(dir, "rules")
+}
+
+fn pcap_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    files_with_ext(dir, "pcap")
+}
+
+fn render(rows: &[Row]) -> String {
+    let w0 = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.value.len()).max().unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .map(|r| r.baseline.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let mut s = format!(
+        "| {:w0$} | {:w1$} | {:w2$} | ratio |\n|{}|{}|{}|---|\n",
+        "measurement",
+        "value",
+        "baseline",
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2),
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {:w0$} | {:w1$} | {:w2$} | {} |\n",
+            r.name, r.value, r.baseline, r.ratio
+        ));
+    }
+    s
+}
+
+const BEGIN: &str = "<!-- sandgate-bench:begin -->";
+const END: &str = "<!-- sandgate-bench:end -->";
+
+/// Replace the text between the markers of `path` with `table`.
+fn write_section(path: &Path, table: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let section = format!("{BEGIN}\n{table}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + END.len()..]),
+        _ => format!("{old}\n{section}\n"),
+    };
+    std::fs::write(path, new).with_context(|| path.display().to_string())
+}
