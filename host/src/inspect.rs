@@ -5,6 +5,14 @@
 //! A module fault costs only that module's verdict for the batch: its
 //! failure policy says whether the batch's packets pass (fail-open) or drop
 //! (fail-closed), the fault is counted, and every other module's hits stand.
+//!
+//! TCP packets also go through [`stream::Reassembler`]: when a packet makes
+//! new in-order data available, a stream-chunk entry (flow-flags bit 2) is
+//! queued right after the packet's own entry, and the packet entry gets bit
+//! 4 when its payload is carried by the stream. A hit on a chunk counts for
+//! the packet that completed it; each (packet, module, rule) alerts at most
+//! once. Rule thresholds ([`threshold`]) then decide which alerts are
+//! emitted and whether a `drop` applies.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,15 +20,22 @@ use std::net::IpAddr;
 use sandgate_runtime::wit::sandgate::pattern::types as wt;
 use sandgate_runtime::{FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance};
 
-use crate::decode::Decoded;
+use crate::decode::{proto, Decoded};
 use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
 use crate::flow::{Direction, FlowView};
+use crate::stream::{self, Reassembler, StreamConfig};
+use crate::threshold::{self, Subject, ThresholdConfig, ThresholdTable};
+
+/// WIT flow-flags bit 4 (defined with the other bits in the matcher).
+pub use sandgate_matcher::FLOW_PAYLOAD_IN_STREAM;
 
 /// Batch limits: a batch is flushed when either is reached.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
     /// Packets per call into a module (default 64: the call overhead is
-    /// then a few ns per packet, see BENCHMARKS.md).
+    /// then a few ns per packet, see BENCHMARKS.md). Stream chunks ride
+    /// along with the packet that completed them and are not counted, so a
+    /// call carries at most twice as many entries.
     pub packets: usize,
     /// Buffer bytes per call (default 1 MiB).
     pub bytes: usize,
@@ -136,6 +151,14 @@ fn metadata_json(entries: &[String]) -> Option<serde_json::Value> {
     Some(serde_json::Value::Object(map))
 }
 
+fn wire_direction(d: Direction) -> wt::Direction {
+    match d {
+        Direction::ToServer => wt::Direction::ToServer,
+        Direction::ToClient => wt::Direction::ToClient,
+        Direction::Unknown => wt::Direction::Unknown,
+    }
+}
+
 fn ip_address(ip: IpAddr) -> wt::IpAddress {
     let v6 = match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
@@ -153,39 +176,77 @@ pub struct Inspector {
     pub modules: Vec<ActiveModule>,
     limits: BatchLimits,
     batch: wt::Batch,
+    /// Per queued packet (not per entry).
     meta: Vec<PacketMeta>,
+    /// Per batch entry: the index into `meta` of the packet it belongs to.
+    entry_packet: Vec<u32>,
     verdicts: Vec<Verdict>,
-    /// Per packet of the batch: (module, rule, action) of every hit.
+    /// Per packet of the batch: (module, rule, action) of every hit, once.
     hits: Vec<Vec<(usize, u32, wt::Action)>>,
+    stream: Reassembler,
+    thresholds: ThresholdTable,
     /// Inline mode reports drop/reject alerts as `blocked`.
     pub inline: bool,
 }
 
 impl Inspector {
+    /// An inspector with default stream and threshold settings.
     pub fn new(modules: Vec<ActiveModule>, limits: BatchLimits) -> Self {
+        Self::with_config(
+            modules,
+            limits,
+            StreamConfig::default(),
+            ThresholdConfig::default(),
+        )
+    }
+
+    /// An inspector with the given reassembly and threshold settings.
+    pub fn with_config(
+        modules: Vec<ActiveModule>,
+        limits: BatchLimits,
+        stream: StreamConfig,
+        thresholds: ThresholdConfig,
+    ) -> Self {
         Inspector {
             modules,
             limits,
             batch: wt::Batch {
                 buffer: Vec::with_capacity(limits.bytes.min(1 << 20)),
-                packets: Vec::with_capacity(limits.packets),
+                packets: Vec::with_capacity(limits.packets.saturating_mul(2)),
             },
             meta: Vec::with_capacity(limits.packets),
+            entry_packet: Vec::with_capacity(limits.packets.saturating_mul(2)),
             verdicts: Vec::with_capacity(limits.packets),
             hits: Vec::new(),
+            stream: Reassembler::new(stream),
+            thresholds: ThresholdTable::new(thresholds),
             inline: false,
         }
     }
 
-    /// Packets queued and not yet inspected.
+    /// Packets queued and not yet inspected (stream chunks not counted).
     pub fn pending(&self) -> usize {
-        self.batch.packets.len()
+        self.meta.len()
+    }
+
+    /// The batch as modules will see it: packet entries and stream chunks.
+    pub fn batch(&self) -> &wt::Batch {
+        &self.batch
+    }
+
+    /// Reassembly counters.
+    pub fn stream_stats(&self) -> stream::StreamStats {
+        self.stream.stats()
+    }
+
+    /// Threshold counters (suppressed alerts, withheld actions, evictions).
+    pub fn threshold_stats(&self) -> threshold::ThresholdStats {
+        self.thresholds.stats()
     }
 
     /// Whether the next push should be preceded by a flush.
     pub fn is_full(&self) -> bool {
-        self.batch.packets.len() >= self.limits.packets
-            || self.batch.buffer.len() >= self.limits.bytes
+        self.meta.len() >= self.limits.packets || self.batch.buffer.len() >= self.limits.bytes
     }
 
     /// Queue one decoded packet; `data` is the frame `d` was decoded from.
@@ -206,13 +267,11 @@ impl Inspector {
         if flow.established {
             flags |= sandgate_matcher::FLOW_ESTABLISHED;
         }
+        let packet_index = self.meta.len() as u32;
+        let entry = self.batch.packets.len();
         self.batch.packets.push(wt::Packet {
             flow_id: flow.flow_id,
-            direction: match flow.direction {
-                Direction::ToServer => wt::Direction::ToServer,
-                Direction::ToClient => wt::Direction::ToClient,
-                Direction::Unknown => wt::Direction::Unknown,
-            },
+            direction: wire_direction(flow.direction),
             flow_flags: flags,
             ip_version: d.ip_version,
             protocol: d.protocol,
@@ -238,12 +297,65 @@ impl Inspector {
             proto: d.protocol,
             direction: flow.direction,
         });
+        self.entry_packet.push(packet_index);
+        if let (Some(tcp), proto::TCP) = (d.tcp, d.protocol) {
+            let payload = data.get(d.payload.clone()).unwrap_or(&[]);
+            self.push_stream(entry, packet_index, flow, &tcp, payload);
+        }
+    }
+
+    /// Feeds a TCP segment to the reassembler and queues the chunk it
+    /// completes, described like packet `entry` (addresses, ports, flow,
+    /// direction, time). Chunks are queued only for established flows;
+    /// data before that still feeds the next chunk's overlap prefix.
+    fn push_stream(
+        &mut self,
+        entry: usize,
+        packet_index: u32,
+        flow: &FlowView,
+        tcp: &crate::decode::TcpInfo,
+        payload: &[u8],
+    ) {
+        let start = self.batch.buffer.len();
+        let delivery = self.stream.segment(
+            flow.flow_id,
+            flow.direction,
+            flow.established,
+            tcp,
+            payload,
+            &mut self.batch.buffer,
+        );
+        if !flow.established {
+            self.batch.buffer.truncate(start);
+            return;
+        }
+        let Some(packet) = self.batch.packets.get_mut(entry) else {
+            return;
+        };
+        if delivery.in_stream && !payload.is_empty() {
+            packet.flow_flags |= FLOW_PAYLOAD_IN_STREAM;
+        }
+        if delivery.is_empty() {
+            return;
+        }
+        let at = start as u32;
+        let chunk = wt::Packet {
+            flow_flags: sandgate_matcher::FLOW_ESTABLISHED | sandgate_matcher::FLOW_STREAM,
+            l3_offset: at,
+            l3_len: delivery.prefix as u32,
+            l4_offset: at,
+            payload_offset: at,
+            payload_len: (delivery.prefix + delivery.new) as u32,
+            ..*packet
+        };
+        self.batch.packets.push(chunk);
+        self.entry_packet.push(packet_index);
     }
 
     /// Inspect the queued packets with every module; append the alerts and
     /// return one verdict per packet, in queue order.
     pub fn flush(&mut self, alerts: &mut Vec<AlertRecord>) -> &[Verdict] {
-        let n = self.batch.packets.len();
+        let n = self.meta.len();
         self.verdicts.clear();
         self.verdicts.resize(n, Verdict::Pass);
         if self.hits.len() < n {
@@ -259,8 +371,14 @@ impl Inspector {
             match m.inspect(&self.batch) {
                 Ok(hits) => {
                     for h in hits {
-                        if let Some(slot) = self.hits.get_mut(h.packet as usize) {
-                            slot.push((mi, h.rule, h.action));
+                        let Some(&pi) = self.entry_packet.get(h.packet as usize) else {
+                            continue;
+                        };
+                        if let Some(slot) = self.hits.get_mut(pi as usize) {
+                            // A chunk and its packet may both hit a rule.
+                            if !slot.iter().any(|&(m, r, _)| m == mi && r == h.rule) {
+                                slot.push((mi, h.rule, h.action));
+                            }
                         }
                     }
                 }
@@ -287,18 +405,28 @@ impl Inspector {
                 }
                 continue;
             }
-            let drops = hits
-                .iter()
-                .any(|h| matches!(h.2, wt::Action::Drop | wt::Action::Reject));
-            if drops && self.verdicts[pi] == Verdict::Pass {
-                self.verdicts[pi] = Verdict::Drop;
-            }
             let meta = self.meta[pi];
+            let subject = Subject {
+                timestamp_us: meta.timestamp_us,
+                src: meta.src,
+                dst: meta.dst,
+                flow_id: meta.flow_id,
+            };
+            let mut drops = false;
             for &(mi, rule, action) in hits {
                 let m = &self.modules[mi];
-                let Some(info) = m.module.info().rules.get(rule as usize) else {
-                    continue;
+                let info = m.module.info().rules.get(rule as usize);
+                let decision = match info {
+                    Some(info) => self.thresholds.check(mi, rule, &info.thresholds, &subject),
+                    None => threshold::Decision::ALWAYS,
                 };
+                if decision.act && matches!(action, wt::Action::Drop | wt::Action::Reject) {
+                    drops = true;
+                }
+                let Some(info) = info else { continue };
+                if !decision.alert {
+                    continue;
+                }
                 let blocked =
                     self.inline && matches!(action, wt::Action::Drop | wt::Action::Reject);
                 alerts.push(AlertRecord {
@@ -325,15 +453,21 @@ impl Inspector {
                     metadata: m.metadata.get(rule as usize).cloned().flatten(),
                 });
             }
+            if drops && self.verdicts[pi] == Verdict::Pass {
+                self.verdicts[pi] = Verdict::Drop;
+            }
         }
         self.batch.buffer.clear();
         self.batch.packets.clear();
         self.meta.clear();
+        self.entry_packet.clear();
         &self.verdicts
     }
 
-    /// Drop per-flow module state for flows the flow table evicted.
+    /// Drop per-flow module and reassembly state for flows the flow table
+    /// evicted.
     pub fn forget_flows(&mut self, flows: &[u64]) {
+        self.stream.forget(flows);
         for m in &mut self.modules {
             if let Some(instance) = &mut m.instance {
                 for &f in flows {

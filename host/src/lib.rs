@@ -8,6 +8,10 @@
 //!   TCP fields, payload range) without allocating.
 //! - [`flow`] maps decoded packets to bidirectional flows with direction and
 //!   Suricata-style `established` state, and evicts idle flows.
+//! - [`stream`] reassembles TCP streams per flow and direction, so content
+//!   split across segments reaches the modules as one stream chunk.
+//! - [`threshold`] applies rule thresholds and detection filters before an
+//!   alert is emitted.
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
@@ -23,4 +27,6 @@ pub mod eve;
 pub mod flow;
 pub mod inspect;
 pub mod replay;
+pub mod stream;
 pub mod synth;
+pub mod threshold;

@@ -153,6 +153,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "verdicts if inline: {} dropped by rules, {} dropped by fail-closed faults",
                 stats.dropped_by_rule, stats.dropped_by_fault
             );
+            if stats.suppressed_alerts > 0 {
+                println!(
+                    "thresholds: {} alerts suppressed, {} drops withheld",
+                    stats.suppressed_alerts, stats.actions_withheld
+                );
+            }
+            println!(
+                "stream: {} chunks, {} bytes reassembled, {} gaps, {} out of order, {} beyond depth",
+                stats.stream.chunks,
+                stats.stream.bytes,
+                stats.stream.gaps,
+                stats.stream.out_of_order,
+                stats.stream.depth_reached
+            );
             for m in &report {
                 if m.faults.is_empty() {
                     println!("module {}: healthy", m.module);

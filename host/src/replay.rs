@@ -17,6 +17,8 @@ use crate::decode::decode;
 use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
 use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
+use crate::stream::{StreamConfig, StreamStats};
+use crate::threshold::ThresholdConfig;
 
 /// Settings of a replay.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +29,10 @@ pub struct ReplayOptions {
     pub policy: FailPolicy,
     /// Per-module failure policy, by module name.
     pub module_policy: std::collections::BTreeMap<String, FailPolicy>,
+    /// TCP reassembly limits.
+    pub stream: StreamConfig,
+    /// Threshold table size.
+    pub thresholds: ThresholdConfig,
 }
 
 /// Counters of one replay, for the summary table.
@@ -42,6 +48,12 @@ pub struct ReplayStats {
     pub alerts: u64,
     pub dropped_by_rule: u64,
     pub dropped_by_fault: u64,
+    /// Alerts a rule threshold or detection filter suppressed.
+    pub suppressed_alerts: u64,
+    /// Matches of drop/reject rules whose action a threshold withheld.
+    pub actions_withheld: u64,
+    /// TCP reassembly counters at the end of the replay.
+    pub stream: StreamStats,
     pub elapsed: Duration,
 }
 
@@ -75,6 +87,9 @@ pub fn load_bundle(engine: &Engine, bundle: &Bundle) -> LoadedBundle {
 
 /// Replay `pcap` through `modules`, handing each alert to `on_alert`.
 /// On a capture error mid-file, returns the stats so far with the error.
+// The error carries the stats so far on purpose; it is returned once per
+// replay, so its size costs nothing.
+#[allow(clippy::result_large_err)]
 pub fn replay(
     modules: &[LoadedModule],
     pcap: &Path,
@@ -94,7 +109,12 @@ pub fn replay(
             ActiveModule::new(m.clone(), policy)
         })
         .collect();
-    let mut inspector = Inspector::new(active, opts.batch);
+    let mut inspector = Inspector::with_config(
+        active,
+        opts.batch,
+        opts.stream.clone(),
+        opts.thresholds.clone(),
+    );
     let mut flows = FlowTable::new(opts.flow.clone());
     let mut reader = match CaptureReader::open(pcap) {
         Ok(r) => r,
@@ -155,6 +175,10 @@ pub fn replay(
     if let Err(e) = emit(&mut alerts, &mut stats, on_alert) {
         return Err((stats, e));
     }
+    let thresholds = inspector.threshold_stats();
+    stats.suppressed_alerts = thresholds.suppressed;
+    stats.actions_withheld = thresholds.actions_withheld;
+    stats.stream = inspector.stream_stats();
     stats.elapsed = started.elapsed();
     let report = inspector
         .modules

@@ -70,9 +70,9 @@ fn replay_writes_eve_and_a_summary() {
         out.contains("SANDGATE-EXAMPLE SQL injection attempt in request"),
         "{out}"
     );
-    assert!(out.contains("11 alerts"), "{out}");
+    assert!(out.contains("12 alerts"), "{out}");
     let lines = std::fs::read_to_string(&eve).expect("eve written");
-    assert_eq!(lines.lines().count(), 11);
+    assert_eq!(lines.lines().count(), 12);
     for line in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
         assert_eq!(v["event_type"], "alert");

@@ -23,13 +23,14 @@ fn expected_example_alerts() -> BTreeMap<u32, Vec<u64>> {
         (1000006, vec![29, 30]), // ICMP echo request and reply
         (1000007, vec![34]),     // IPv6 session
         (1000008, vec![5, 13]),  // every GET except the 40 passed index fetches
+        (1000011, vec![43]),     // split across two segments: stream reassembly
     ])
 }
 
 #[test]
 fn example_rules_raise_exactly_the_expected_alerts() {
     let report = build_bundle(&[example_rules()]).expect("example rules compile");
-    assert_eq!(report.rules_compiled, 9);
+    assert_eq!(report.rules_compiled, 10);
     assert_eq!(report.skipped.len(), 1, "only the http rule is skipped");
     assert_eq!(report.skipped[0].sid, Some(1000010));
     let engine = engine();

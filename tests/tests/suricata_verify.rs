@@ -37,8 +37,14 @@ const KNOWN_FAILURES: &[(&str /* test */, &str /* why */)] = &[
         "alert-max/alert-max-default",
         "engine: packet-alert-max (at most 15 alerts per packet, by priority) not applied",
     ),
-    ("detect-bytetest-02", "matcher: byte_test case under investigation"),
-    ("detect-ipopts", "matcher: ipopts names/any not matched as Suricata does"),
+    (
+        "detect-bytetest-02",
+        "matcher: byte_test case under investigation",
+    ),
+    (
+        "detect-ipopts",
+        "matcher: ipopts names/any not matched as Suricata does",
+    ),
     // Ethernet → NSH (ethertype 0x894F, MD type 2) → IPv4/UDP: the decoder
     // does not decapsulate NSH, so the one packet counts as "not IP" and is
     // never inspected.

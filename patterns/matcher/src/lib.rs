@@ -40,3 +40,7 @@ pub use matcher::{Direction, Matcher, PacketView, Scratch};
 pub const FLOW_ESTABLISHED: u32 = 1;
 /// Bit in [`PacketView::flow_flags`]: the payload is reassembled stream data.
 pub const FLOW_STREAM: u32 = 2;
+/// Bit in [`PacketView::flow_flags`]: this packet's payload is also delivered
+/// inside a stream chunk. The rules matcher inspects both and lets the engine
+/// report a rule once per packet; custom modules may use it to skip work.
+pub const FLOW_PAYLOAD_IN_STREAM: u32 = 4;

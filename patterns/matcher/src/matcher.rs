@@ -244,11 +244,37 @@ pub fn rule_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
 
 /// Every condition of one rule, reading flowbits from `bits`.
 fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
+    let on_stream = pkt.flow_flags & FLOW_STREAM != 0;
+    if on_stream && !stream_capable(rule) {
+        return false;
+    }
     header_matches(rule, pkt)
         && flow_matches(rule, pkt)
         && rule.checks.iter().all(|c| c.holds(pkt))
         && flowbits_hold(rule, pkt, bits)
-        && eval_ops(&rule.ops, pkt.payload)
+        && payload_matches(rule, pkt, on_stream)
+}
+
+/// Whether a rule is inspected on reassembled stream chunks as well as on
+/// packets: rules with payload conditions and no header keywords or
+/// `dsize` (those describe one packet), unless `no_stream`. The engine
+/// reports a rule at most once per packet, so a match found both in a
+/// packet and in the chunk it completed is one alert.
+fn stream_capable(rule: &Rule) -> bool {
+    !rule.ops.is_empty() && rule.checks.is_empty() && rule.flow.stream != Some(false)
+}
+
+/// The payload conditions; on a stream chunk, a match lying wholly in the
+/// already-inspected prefix (`l3`, see the WIT) was reported before.
+fn payload_matches(rule: &Rule, pkt: &PacketView<'_>, on_stream: bool) -> bool {
+    if !eval_ops(&rule.ops, pkt.payload) {
+        return false;
+    }
+    let prefix = if on_stream { pkt.l3.len() } else { 0 };
+    match pkt.payload.get(..prefix) {
+        Some(old) if prefix > 0 => !eval_ops(&rule.ops, old),
+        _ => true,
+    }
 }
 
 /// `isset` / `isnotset`; like Suricata, neither holds on a packet without a flow.
