@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
-cargo build --locked -p sandgate-patterns -p sandgate-host --bins
+cargo build --locked -p sandgate-patc -p sandgate-host --bins
 mkdir -p out
 rm -f out/eve.json
 ./target/debug/sandgate-patc build -o out/example.sgb patterns/examples/example.rules
