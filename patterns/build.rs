@@ -55,6 +55,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // wasm SIMD128 lets memchr and aho-corasick use their vector paths;
+    // wasmtime enables SIMD by default.
+    cmd.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
     let status = cmd
         .status()
         .expect("could not run cargo for the wasm guest");

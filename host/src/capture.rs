@@ -31,16 +31,25 @@ impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     /// Ethernet II, optionally with 802.1Q/802.1ad tags.
     pub const ETHERNET: LinkType = LinkType(1);
+    /// PPP: an optional `ff 03` address/control pair, then the PPP protocol
+    /// (one byte when compressed, else two).
+    pub const PPP: LinkType = LinkType(9);
     /// Raw IP on some BSDs (DLT 12).
     pub const RAW_12: LinkType = LinkType(12);
     /// Raw IP on OpenBSD (DLT 14).
     pub const RAW_14: LinkType = LinkType(14);
     /// Raw IPv4 or IPv6, no link header.
     pub const RAW: LinkType = LinkType(101);
+    /// PPP in HDLC-like framing (RFC 1662); decoded as [`LinkType::PPP`].
+    pub const PPP_HDLC: LinkType = LinkType(50);
     /// OpenBSD loopback: a 4-byte address family in network byte order.
     pub const LOOP: LinkType = LinkType(108);
     /// Linux "cooked" capture v1 (16-byte header).
     pub const LINUX_SLL: LinkType = LinkType(113);
+    /// Raw IPv4, no link header (`LINKTYPE_IPV4`).
+    pub const IPV4: LinkType = LinkType(228);
+    /// Raw IPv6, no link header (`LINKTYPE_IPV6`).
+    pub const IPV6: LinkType = LinkType(229);
     /// Linux "cooked" capture v2 (20-byte header).
     pub const LINUX_SLL2: LinkType = LinkType(276);
 }

@@ -1,5 +1,5 @@
-//! Packet decoding: link layer, IPv4/IPv6 and TCP/UDP/ICMP into a [`Decoded`]
-//! view of one frame.
+//! Packet decoding: link layer, encapsulations, IPv4/IPv6 and TCP/UDP/ICMP
+//! into a [`Decoded`] view of one frame.
 //!
 //! `Decoded` holds addresses, ports, TCP fields and byte ranges into the frame,
 //! so decoding never allocates. Every length field is checked against the
@@ -7,6 +7,26 @@
 //! gives a [`DecodeError`], never a panic or an out-of-range read. Frames that
 //! are not IP (ARP, LLDP, …) give [`DecodeError::NotIp`], which callers count
 //! and skip.
+//!
+//! Encapsulations are peeled off until the innermost IP packet, and the
+//! ranges in `Decoded` point at that packet (what rules match):
+//!
+//! - link types Ethernet (802.1Q/802.1ad tags), raw IP (101, 12, 14, and 228
+//!   IPv4 / 229 IPv6), PPP (9, 50), Linux SLL/SLL2, BSD NULL/LOOP;
+//! - PPPoE session (ethertype 0x8864) and PPP (address/control optional,
+//!   protocol field compressed or not);
+//! - NSH (ethertype 0x894F, RFC 8300; MD type 1 and 2; next protocol IPv4,
+//!   IPv6 or Ethernet);
+//! - GRE (IP protocol 47; version 0 with checksum/key/sequence/routing,
+//!   version 1 as PPTP uses it) carrying IPv4, IPv6, PPP (0x880B), VLAN or
+//!   transparent Ethernet bridging (0x6558);
+//! - IPv4-in-IP / IPv6-in-IP (protocols 4 and 41).
+//!
+//! A tunnel is not entered when its outer packet is a fragment: the
+//! reassembled datagram ([`crate::defrag`]) is decoded again. When a
+//! tunnel's inner packet cannot be decoded (not IP, or malformed), the outer
+//! packet is returned as it is, so it is still inspected. The walk is
+//! bounded by [`MAX_LAYERS`] headers.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,10 +47,18 @@ use crate::capture::LinkType;
 pub mod proto {
     /// ICMP for IPv4.
     pub const ICMP: u8 = 1;
+    /// IPv4 encapsulated in IP.
+    pub const IPIP: u8 = 4;
     /// TCP.
     pub const TCP: u8 = 6;
     /// UDP.
     pub const UDP: u8 = 17;
+    /// IPv6 encapsulated in IP.
+    pub const IPV6_ENCAP: u8 = 41;
+    /// IPv6 fragment extension header.
+    pub const IPV6_FRAGMENT: u8 = 44;
+    /// Generic Routing Encapsulation.
+    pub const GRE: u8 = 47;
     /// ICMP for IPv6.
     pub const ICMPV6: u8 = 58;
 }
@@ -68,6 +96,31 @@ impl TcpInfo {
     }
 }
 
+/// Where a fragment sits in its datagram, for [`crate::defrag`]. Offsets
+/// are absolute, into the frame given to [`decode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentInfo {
+    /// Identification: 16 bits for IPv4, 32 for IPv6.
+    pub id: u32,
+    /// Offset of this fragment's data in the datagram's payload, in bytes.
+    pub offset: u32,
+    /// More fragments follow (MF / M flag).
+    pub more: bool,
+    /// Protocol of the reassembled payload (IPv4 protocol; for IPv6 the
+    /// fragment header's next header).
+    pub protocol: u8,
+    /// End of the header bytes a reassembled packet keeps: the IPv4 header
+    /// with options, or the IPv6 header and extension headers before the
+    /// fragment header.
+    pub header_end: usize,
+    /// Start of this fragment's data (after the IPv4 header or the IPv6
+    /// fragment header).
+    pub data_start: usize,
+    /// The byte holding the next-header value 44 that names the IPv6
+    /// fragment header (the IPv4 protocol byte for IPv4).
+    pub next_header_field: usize,
+}
+
 /// One decoded IP packet; ranges index into the frame bytes given to [`decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -84,6 +137,7 @@ pub struct Decoded {
     /// Destination port; the ICMP code for ICMP/ICMPv6; 0 for other protocols.
     pub dst_port: u16,
     /// The IP packet, clipped to the IP length (Ethernet padding excluded).
+    /// For a tunnelled packet, the innermost IP packet.
     pub l3: Range<usize>,
     /// Start of the transport header (after IPv6 extension headers).
     pub l4_offset: usize,
@@ -95,6 +149,10 @@ pub struct Decoded {
     /// IPv4 MF set or offset non-zero, or an IPv6 fragment header present.
     /// Ports are 0 unless this is the first fragment.
     pub is_fragment: bool,
+    /// Fragment position, when `is_fragment`.
+    pub fragment: Option<FragmentInfo>,
+    /// Tunnel layers (GRE, IP-in-IP) peeled off to reach `l3`.
+    pub tunnels: u8,
 }
 
 /// Protocol layer named in a [`DecodeError`].
@@ -108,6 +166,14 @@ pub enum Layer {
     Sll,
     /// BSD loopback header.
     Loopback,
+    /// PPP header.
+    Ppp,
+    /// PPPoE session header.
+    Pppoe,
+    /// Network Service Header.
+    Nsh,
+    /// GRE header.
+    Gre,
     /// IPv4 header.
     Ipv4,
     /// IPv6 header.
@@ -131,6 +197,10 @@ impl fmt::Display for Layer {
             Layer::Vlan => "vlan",
             Layer::Sll => "linux sll",
             Layer::Loopback => "loopback",
+            Layer::Ppp => "ppp",
+            Layer::Pppoe => "pppoe",
+            Layer::Nsh => "nsh",
+            Layer::Gre => "gre",
             Layer::Ipv4 => "ipv4",
             Layer::Ipv6 => "ipv6",
             Layer::Ipv6Extension => "ipv6 extension",
@@ -145,10 +215,14 @@ impl fmt::Display for Layer {
 /// What a non-IP frame carries instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotIp {
-    /// Ethernet or SLL protocol type (e.g. 0x0806 for ARP).
+    /// Ethernet, SLL, GRE or VLAN protocol type (e.g. 0x0806 for ARP).
     Ethertype(u16),
     /// Loopback address family.
     AddressFamily(u32),
+    /// PPP protocol (e.g. 0xc021 for LCP).
+    PppProtocol(u16),
+    /// NSH next protocol (e.g. 5 for MPLS).
+    NshProtocol(u8),
 }
 
 impl fmt::Display for NotIp {
@@ -156,6 +230,8 @@ impl fmt::Display for NotIp {
         match self {
             NotIp::Ethertype(t) => write!(f, "ethertype {t:#06x}"),
             NotIp::AddressFamily(af) => write!(f, "address family {af}"),
+            NotIp::PppProtocol(p) => write!(f, "ppp protocol {p:#06x}"),
+            NotIp::NshProtocol(p) => write!(f, "nsh next protocol {p}"),
         }
     }
 }
@@ -219,12 +295,24 @@ pub enum DecodeError {
     /// A raw IP frame whose version nibble is neither 4 nor 6.
     #[error("bad ip version {0} (neither 4 nor 6)")]
     UnknownIpVersion(u8),
+    /// A header field with a value the protocol does not allow (or we do
+    /// not decode), e.g. an NSH version other than 0.
+    #[error("bad {layer} header: {what}")]
+    Malformed {
+        /// Layer being decoded.
+        layer: Layer,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// More stacked VLAN tags than we follow.
     #[error("more than {0} vlan tags")]
     TooManyVlanTags(usize),
     /// More IPv6 extension headers than we follow.
     #[error("more than {0} ipv6 extension headers")]
     TooManyExtensionHeaders(usize),
+    /// More nested headers (link, encapsulation, tunnel) than we follow.
+    #[error("more than {0} nested headers")]
+    TooManyLayers(usize),
 }
 
 impl DecodeError {
@@ -234,10 +322,21 @@ impl DecodeError {
     }
 }
 
+/// Headers (link, VLAN, PPP, NSH, GRE, IP) followed in one frame.
+pub const MAX_LAYERS: usize = 16;
 const MAX_VLAN_TAGS: usize = 3;
 const MAX_EXT_HEADERS: usize = 8;
+const MAX_GRE_SRES: usize = 8;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_NSH: u16 = 0x894F;
+/// GRE protocol type for transparent Ethernet bridging.
+const ETHERTYPE_TEB: u16 = 0x6558;
+/// PPP, as GRE (PPTP) and Ethernet name it.
+const ETHERTYPE_PPP: u16 = 0x880B;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 
 fn truncated(layer: Layer, needed: usize, have: usize) -> DecodeError {
     DecodeError::Truncated {
@@ -245,6 +344,21 @@ fn truncated(layer: Layer, needed: usize, have: usize) -> DecodeError {
         needed,
         have,
     }
+}
+
+fn malformed(layer: Layer, what: &'static str) -> DecodeError {
+    DecodeError::Malformed { layer, what }
+}
+
+/// The next header to decode and where it starts in the frame.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    Ethernet(usize),
+    /// A protocol named by an ethertype (Ethernet, SLL, VLAN, GRE).
+    Ethertype(u16, usize),
+    Ppp(usize),
+    /// An IP header, with the version the layer below announced.
+    Ip(usize, Option<u8>),
 }
 
 /// Decodes one frame of the given link type.
@@ -260,24 +374,25 @@ fn truncated(layer: Layer, needed: usize, have: usize) -> DecodeError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn decode(linktype: LinkType, data: &[u8]) -> Result<Decoded, DecodeError> {
-    let (offset, version) = match linktype {
-        LinkType::ETHERNET => ethernet(data)?,
-        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => (0, None),
+    let first = match linktype {
+        LinkType::ETHERNET => Next::Ethernet(0),
+        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => Next::Ip(0, None),
+        LinkType::IPV4 => Next::Ip(0, Some(4)),
+        LinkType::IPV6 => Next::Ip(0, Some(6)),
+        LinkType::PPP | LinkType::PPP_HDLC => Next::Ppp(0),
         LinkType::LINUX_SLL => {
             // Parsed by hand: pnet 0.35's SLLPacket reads past an 8-byte
             // minimum and panics on short frames.
             let header = data
                 .get(..16)
                 .ok_or(truncated(Layer::Sll, 16, data.len()))?;
-            let ethertype = u16::from_be_bytes([header[14], header[15]]);
-            (16, Some(ethertype_version(ethertype)?))
+            Next::Ethertype(u16::from_be_bytes([header[14], header[15]]), 16)
         }
         LinkType::LINUX_SLL2 => {
             let header = data
                 .get(..20)
                 .ok_or(truncated(Layer::Sll, 20, data.len()))?;
-            let ethertype = u16::from_be_bytes([header[0], header[1]]);
-            (20, Some(ethertype_version(ethertype)?))
+            Next::Ethertype(u16::from_be_bytes([header[0], header[1]]), 20)
         }
         LinkType::NULL | LinkType::LOOP => {
             let header = data
@@ -296,38 +411,242 @@ pub fn decode(linktype: LinkType, data: &[u8]) -> Result<Decoded, DecodeError> {
                 10 | 24 | 28 | 30 => 6,
                 other => return Err(DecodeError::NotIp(NotIp::AddressFamily(other))),
             };
-            (4, Some(version))
+            Next::Ip(4, Some(version))
         }
         LinkType(other) => return Err(DecodeError::UnsupportedLinkType(other)),
     };
-    ip(data, offset, version)
+    layers(data, first)
 }
 
-fn ethertype_version(ethertype: u16) -> Result<u8, DecodeError> {
-    match ethertype {
-        ETHERTYPE_IPV4 => Ok(4),
-        ETHERTYPE_IPV6 => Ok(6),
+/// Follows headers from `next` to the innermost IP packet.
+fn layers(data: &[u8], mut next: Next) -> Result<Decoded, DecodeError> {
+    // Bytes the current layer may use: a tunnel's inner packet ends where
+    // its outer IP packet ends, not at the end of the frame.
+    let mut frame = data;
+    let mut vlan_tags = 0;
+    // The innermost IP packet decoded so far, when `next` is in a tunnel.
+    let mut outer: Option<Decoded> = None;
+    for _ in 0..MAX_LAYERS {
+        let step = match next {
+            Next::Ethernet(at) => {
+                vlan_tags = 0;
+                ethernet(frame, at)
+            }
+            Next::Ethertype(t, at) => ethertype(frame, t, at, &mut vlan_tags),
+            Next::Ppp(at) => ppp(frame, at),
+            Next::Ip(at, version) => {
+                let mut d = match ip(frame, at, version) {
+                    Ok(d) => d,
+                    Err(e) => return outer.ok_or(e),
+                };
+                if let Some(o) = &outer {
+                    d.tunnels = o.tunnels.saturating_add(1);
+                }
+                frame = data.get(..d.l3.end).unwrap_or(frame);
+                match tunnel(frame, &d) {
+                    Some(Ok(n)) => {
+                        outer = Some(d);
+                        Ok(n)
+                    }
+                    Some(Err(_)) | None => return Ok(d),
+                }
+            }
+        };
+        match step {
+            Ok(n) => next = n,
+            Err(e) => return outer.ok_or(e),
+        }
+    }
+    outer.ok_or(DecodeError::TooManyLayers(MAX_LAYERS))
+}
+
+/// An Ethernet header at `at`; VLAN tags are followed as ethertypes.
+fn ethernet(data: &[u8], at: usize) -> Result<Next, DecodeError> {
+    let rest = data.get(at..).unwrap_or_default();
+    let eth = EthernetPacket::new(rest).ok_or(truncated(Layer::Ethernet, 14, rest.len()))?;
+    Ok(Next::Ethertype(eth.get_ethertype().0, at + 14))
+}
+
+/// The protocol an ethertype names, starting at `at`.
+fn ethertype(data: &[u8], t: u16, at: usize, tags: &mut usize) -> Result<Next, DecodeError> {
+    match t {
+        ETHERTYPE_IPV4 => Ok(Next::Ip(at, Some(4))),
+        ETHERTYPE_IPV6 => Ok(Next::Ip(at, Some(6))),
+        0x8100 | 0x88A8 | 0x9100 => {
+            if *tags == MAX_VLAN_TAGS {
+                return Err(DecodeError::TooManyVlanTags(MAX_VLAN_TAGS));
+            }
+            let rest = data.get(at..).unwrap_or_default();
+            let vlan = VlanPacket::new(rest).ok_or(truncated(Layer::Vlan, 4, rest.len()))?;
+            *tags += 1;
+            Ok(Next::Ethertype(vlan.get_ethertype().0, at + 4))
+        }
+        ETHERTYPE_PPPOE_SESSION => pppoe(data, at),
+        ETHERTYPE_NSH => nsh(data, at),
+        ETHERTYPE_TEB => Ok(Next::Ethernet(at)),
+        ETHERTYPE_PPP => Ok(Next::Ppp(at)),
         other => Err(DecodeError::NotIp(NotIp::Ethertype(other))),
     }
 }
 
-/// Returns the offset of the IP header and the IP version the link promised.
-fn ethernet(data: &[u8]) -> Result<(usize, Option<u8>), DecodeError> {
-    let eth = EthernetPacket::new(data).ok_or(truncated(Layer::Ethernet, 14, data.len()))?;
-    let mut ethertype = eth.get_ethertype().0;
-    let mut offset = 14;
-    let mut tags = 0;
-    while matches!(ethertype, 0x8100 | 0x88A8 | 0x9100) {
-        if tags == MAX_VLAN_TAGS {
-            return Err(DecodeError::TooManyVlanTags(MAX_VLAN_TAGS));
-        }
-        let rest = data.get(offset..).unwrap_or_default();
-        let vlan = VlanPacket::new(rest).ok_or(truncated(Layer::Vlan, 4, rest.len()))?;
-        ethertype = vlan.get_ethertype().0;
-        offset += 4;
-        tags += 1;
+/// A PPP header: `ff 03` address/control when present, then the protocol,
+/// one byte when compressed (odd first byte, RFC 1661 §6.5), else two.
+fn ppp(data: &[u8], at: usize) -> Result<Next, DecodeError> {
+    let b = data.get(at..).unwrap_or_default();
+    let mut i = 0;
+    if b.first() == Some(&0xff) && b.get(1) == Some(&0x03) {
+        i = 2;
     }
-    Ok((offset, Some(ethertype_version(ethertype)?)))
+    let first = *b.get(i).ok_or(truncated(Layer::Ppp, i + 1, b.len()))?;
+    let (protocol, len) = if first & 1 == 1 {
+        (u16::from(first), 1)
+    } else {
+        let second = *b.get(i + 1).ok_or(truncated(Layer::Ppp, i + 2, b.len()))?;
+        (u16::from_be_bytes([first, second]), 2)
+    };
+    let at = at + i + len;
+    match protocol {
+        PPP_IPV4 => Ok(Next::Ip(at, Some(4))),
+        PPP_IPV6 => Ok(Next::Ip(at, Some(6))),
+        other => Err(DecodeError::NotIp(NotIp::PppProtocol(other))),
+    }
+}
+
+/// A PPPoE session header (RFC 2516): version/type 0x11, code 0, session
+/// id, length; then the PPP protocol.
+fn pppoe(data: &[u8], at: usize) -> Result<Next, DecodeError> {
+    let rest = data.get(at..).unwrap_or_default();
+    let h = rest
+        .get(..6)
+        .ok_or(truncated(Layer::Pppoe, 6, rest.len()))?;
+    if h[0] != 0x11 {
+        return Err(malformed(Layer::Pppoe, "version/type is not 1/1"));
+    }
+    if h[1] != 0 {
+        return Err(malformed(Layer::Pppoe, "code is not 0 (session data)"));
+    }
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if 6 + len > rest.len() {
+        return Err(DecodeError::LengthExceedsCapture {
+            layer: Layer::Pppoe,
+            claimed: 6 + len,
+            have: rest.len(),
+        });
+    }
+    ppp(data, at + 6)
+}
+
+/// A Network Service Header (RFC 8300): version 0, length in 4-byte words
+/// (6 for MD type 1, at least 2 for MD type 2), next protocol.
+fn nsh(data: &[u8], at: usize) -> Result<Next, DecodeError> {
+    let rest = data.get(at..).unwrap_or_default();
+    let h = rest.get(..8).ok_or(truncated(Layer::Nsh, 8, rest.len()))?;
+    if h[0] >> 6 != 0 {
+        return Err(malformed(Layer::Nsh, "version is not 0"));
+    }
+    let words = usize::from(h[1] & 0x3f);
+    match h[2] & 0x0f {
+        1 if words != 6 => return Err(malformed(Layer::Nsh, "MD type 1 length is not 6 words")),
+        2 if words < 2 => {
+            return Err(DecodeError::HeaderTooShort {
+                layer: Layer::Nsh,
+                len: words * 4,
+                min: 8,
+            })
+        }
+        1 | 2 => {}
+        _ => return Err(malformed(Layer::Nsh, "MD type is not 1 or 2")),
+    }
+    let len = words * 4;
+    if len > rest.len() {
+        return Err(truncated(Layer::Nsh, len, rest.len()));
+    }
+    match h[3] {
+        1 => Ok(Next::Ip(at + len, Some(4))),
+        2 => Ok(Next::Ip(at + len, Some(6))),
+        3 => Ok(Next::Ethernet(at + len)),
+        other => Err(DecodeError::NotIp(NotIp::NshProtocol(other))),
+    }
+}
+
+/// The inner packet of a tunnel `d` carries, if it is one: `None` for
+/// plain packets and fragments, `Some(Err)` for a bad GRE header.
+fn tunnel(frame: &[u8], d: &Decoded) -> Option<Result<Next, DecodeError>> {
+    if d.is_fragment {
+        return None;
+    }
+    match d.protocol {
+        proto::IPIP => Some(Ok(Next::Ip(d.l4_offset, Some(4)))),
+        proto::IPV6_ENCAP => Some(Ok(Next::Ip(d.l4_offset, Some(6)))),
+        proto::GRE => Some(gre(frame, d.l4_offset)),
+        _ => None,
+    }
+}
+
+/// A GRE header (RFC 2784/2890, RFC 1701 routing; version 1 as PPTP, RFC
+/// 2637): its length from the flag bits, then the protocol type.
+fn gre(data: &[u8], at: usize) -> Result<Next, DecodeError> {
+    let rest = data.get(at..).unwrap_or_default();
+    let h = rest.get(..4).ok_or(truncated(Layer::Gre, 4, rest.len()))?;
+    let (flags, version) = (h[0], h[1] & 0x07);
+    let protocol = u16::from_be_bytes([h[2], h[3]]);
+    let (checksum, routing, key, seq) = (
+        flags & 0x80 != 0,
+        flags & 0x40 != 0,
+        flags & 0x20 != 0,
+        flags & 0x10 != 0,
+    );
+    let mut len = 4;
+    match version {
+        0 => {
+            if checksum || routing {
+                len += 4;
+            }
+            if key {
+                len += 4;
+            }
+            if seq {
+                len += 4;
+            }
+            if routing {
+                len = gre_routing(rest, len)?;
+            }
+        }
+        1 => {
+            if checksum || routing || !key || protocol != ETHERTYPE_PPP {
+                return Err(malformed(Layer::Gre, "version 1 is not PPTP's"));
+            }
+            len += 4;
+            if seq {
+                len += 4;
+            }
+            if h[1] & 0x80 != 0 {
+                len += 4;
+            }
+        }
+        _ => return Err(malformed(Layer::Gre, "version is not 0 or 1")),
+    }
+    if len > rest.len() {
+        return Err(truncated(Layer::Gre, len, rest.len()));
+    }
+    Ok(Next::Ethertype(protocol, at + len))
+}
+
+/// Skips RFC 1701 source route entries from `at` up to and including the
+/// NULL entry; returns the GRE header length.
+fn gre_routing(gre: &[u8], mut at: usize) -> Result<usize, DecodeError> {
+    for _ in 0..MAX_GRE_SRES {
+        let sre = gre
+            .get(at..at + 4)
+            .ok_or(truncated(Layer::Gre, at + 4, gre.len()))?;
+        let family = u16::from_be_bytes([sre[0], sre[1]]);
+        let len = usize::from(sre[3]);
+        at += 4 + len;
+        if family == 0 && len == 0 {
+            return Ok(at);
+        }
+    }
+    Err(malformed(Layer::Gre, "too many source route entries"))
 }
 
 /// Network layer and below, from `offset` in `data`.
@@ -373,9 +692,11 @@ fn ipv4(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
     }
     let more_fragments = ip.get_flags() & 0b001 != 0;
     let frag_offset = ip.get_fragment_offset();
+    let is_fragment = more_fragments || frag_offset != 0;
+    let protocol = ip.get_next_level_protocol().0;
     let mut d = Decoded {
         ip_version: 4,
-        protocol: ip.get_next_level_protocol().0,
+        protocol,
         src: IpAddr::V4(ip.get_source()),
         dst: IpAddr::V4(ip.get_destination()),
         src_port: 0,
@@ -384,7 +705,17 @@ fn ipv4(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
         l4_offset: offset + header,
         payload: offset + header..offset + total,
         tcp: None,
-        is_fragment: more_fragments || frag_offset != 0,
+        is_fragment,
+        fragment: is_fragment.then_some(FragmentInfo {
+            id: u32::from(ip.get_identification()),
+            offset: u32::from(frag_offset) * 8,
+            more: more_fragments,
+            protocol,
+            header_end: offset + header,
+            data_start: offset + header,
+            next_header_field: offset + 9,
+        }),
+        tunnels: 0,
     };
     transport(data, &mut d, frag_offset == 0)?;
     Ok(d)
@@ -403,7 +734,9 @@ fn ipv6(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
     let end = offset + total;
     let mut next = ip.get_next_header().0;
     let mut pos = offset + 40;
-    let mut is_fragment = false;
+    // The byte holding `next`: in the IPv6 header, then in each extension.
+    let mut next_field = offset + 6;
+    let mut fragment = None;
     let mut first_fragment = true;
     let mut headers = 0;
     loop {
@@ -421,15 +754,26 @@ fn ipv6(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
                 (usize::from(len) + 2) * 4
             }
             // Fragment header: fixed 8 bytes.
-            44 => {
+            proto::IPV6_FRAGMENT => {
                 let [nh, _] = ext_bytes(data, pos, end)?;
                 let field = data
-                    .get(pos + 2..pos + 4)
+                    .get(pos + 2..pos + 8)
                     .filter(|_| pos + 8 <= end)
                     .ok_or(truncated(Layer::Ipv6Extension, 8, end.saturating_sub(pos)))?;
-                let field = u16::from_be_bytes([field[0], field[1]]);
-                is_fragment = true;
-                first_fragment = field >> 3 == 0;
+                let off_flags = u16::from_be_bytes([field[0], field[1]]);
+                let id = u32::from_be_bytes([field[2], field[3], field[4], field[5]]);
+                if fragment.is_none() {
+                    fragment = Some(FragmentInfo {
+                        id,
+                        offset: u32::from(off_flags >> 3) * 8,
+                        more: off_flags & 1 != 0,
+                        protocol: nh,
+                        header_end: pos,
+                        data_start: pos + 8,
+                        next_header_field: next_field,
+                    });
+                }
+                first_fragment = off_flags >> 3 == 0;
                 next = nh;
                 8
             }
@@ -438,6 +782,7 @@ fn ipv6(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
         if pos + len > end {
             return Err(truncated(Layer::Ipv6Extension, len, end - pos));
         }
+        next_field = pos;
         pos += len;
         headers += 1;
         if !first_fragment {
@@ -459,7 +804,9 @@ fn ipv6(data: &[u8], offset: usize, bytes: &[u8]) -> Result<Decoded, DecodeError
         l4_offset: pos,
         payload: pos..end,
         tcp: None,
-        is_fragment,
+        is_fragment: fragment.is_some(),
+        fragment,
+        tunnels: 0,
     };
     transport(data, &mut d, first_fragment)?;
     Ok(d)

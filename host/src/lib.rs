@@ -6,6 +6,7 @@
 //!   writes classic pcap.
 //! - [`decode`] turns a frame into a [`decode::Decoded`] view (addresses, ports,
 //!   TCP fields, payload range) without allocating.
+//! - [`defrag`] reassembles IPv4/IPv6 fragments into whole datagrams.
 //! - [`flow`] maps decoded packets to bidirectional flows with direction and
 //!   Suricata-style `established` state, and evicts idle flows.
 //! - [`stream`] reassembles TCP streams per flow and direction, so content
@@ -23,6 +24,7 @@
 
 pub mod capture;
 pub mod decode;
+pub mod defrag;
 pub mod eve;
 pub mod flow;
 pub mod inspect;

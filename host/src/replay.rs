@@ -12,8 +12,9 @@ use sandgate_patterns::bundle::Bundle;
 use sandgate_runtime::{Engine, FailPolicy, LoadError, LoadedModule};
 use thiserror::Error;
 
-use crate::capture::{CaptureError, CaptureReader, Frame};
+use crate::capture::{CaptureError, CaptureReader, Frame, LinkType};
 use crate::decode::decode;
+use crate::defrag::{DefragConfig, DefragResult, Defragmenter};
 use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
 use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
@@ -33,6 +34,8 @@ pub struct ReplayOptions {
     pub stream: StreamConfig,
     /// Threshold table size.
     pub thresholds: ThresholdConfig,
+    /// IP fragment reassembly limits.
+    pub defrag: DefragConfig,
 }
 
 /// Counters of one replay, for the summary table.
@@ -54,6 +57,8 @@ pub struct ReplayStats {
     pub actions_withheld: u64,
     /// TCP reassembly counters at the end of the replay.
     pub stream: StreamStats,
+    /// IP datagrams rebuilt from fragments (each inspected besides its fragments).
+    pub reassembled_datagrams: u64,
     pub elapsed: Duration,
 }
 
@@ -72,14 +77,31 @@ pub struct LoadedBundle {
     pub refused: Vec<LoadError>,
 }
 
-/// Load every module of `bundle`; a refused module is reported, not fatal.
+/// Load the variant of each module of `bundle` that this engine serves
+/// (the newest interface it implements); a refused module is reported, not
+/// fatal. A module with no fitting variant is still offered to the engine
+/// so the refusal carries the engine's own reason (import, version wanted,
+/// versions offered).
 pub fn load_bundle(engine: &Engine, bundle: &Bundle) -> LoadedBundle {
+    let offered: Vec<String> = engine
+        .config()
+        .interfaces
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let selection = bundle.select(&offered);
     let mut modules = Vec::new();
     let mut refused = Vec::new();
-    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
-        match engine.load(&entry.id, bytes) {
-            Ok(m) => modules.push(m),
-            Err(e) => refused.push(e),
+    let mut attempt = |id: &str, bytes: &[u8]| match engine.load(id, bytes) {
+        Ok(m) => modules.push(m),
+        Err(e) => refused.push(e),
+    };
+    for (entry, bytes) in &selection.chosen {
+        attempt(&entry.id, bytes);
+    }
+    for (id, _) in &selection.unavailable {
+        if let Some((_, bytes)) = bundle.variants(id).next() {
+            attempt(id, bytes);
         }
     }
     LoadedBundle { modules, refused }
@@ -116,6 +138,7 @@ pub fn replay(
         opts.thresholds.clone(),
     );
     let mut flows = FlowTable::new(opts.flow.clone());
+    let mut defrag = Defragmenter::new(opts.defrag.clone());
     let mut reader = match CaptureReader::open(pcap) {
         Ok(r) => r,
         Err(e) => return Err((stats, e.into())),
@@ -157,8 +180,24 @@ pub fn replay(
         }
         inspector.push(frame.number, frame.timestamp_us, &frame.data, &d, &view);
         stats.inspected += 1;
+        // Like Suricata, fragments are inspected themselves and, once whole,
+        // the datagram they rebuild is inspected as one more packet.
+        if d.is_fragment {
+            if let DefragResult::Reassembled(ip) = defrag.push(&frame.data, &d, frame.timestamp_us)
+            {
+                if let Ok(rd) = decode(LinkType::RAW, &ip) {
+                    let view = flows.track(&rd, frame.timestamp_us);
+                    if inspector.is_full() {
+                        flush(&mut inspector, &mut alerts, &mut stats);
+                    }
+                    inspector.push(frame.number, frame.timestamp_us, &ip, &rd, &view);
+                    stats.reassembled_datagrams += 1;
+                }
+            }
+        }
         if frame.timestamp_us.saturating_sub(last_expire) > 1_000_000 {
             last_expire = frame.timestamp_us;
+            defrag.expire(frame.timestamp_us);
             let gone = flows.expire(frame.timestamp_us);
             if !gone.is_empty() {
                 flush(&mut inspector, &mut alerts, &mut stats);

@@ -9,13 +9,23 @@
 //!   [`compile::Skipped`] entries naming file, line, sid and keyword.
 //! - [`emit`]: the IR embedded as data into the prebuilt matcher guest and
 //!   wrapped as a `sandgate:pattern@1.0.0` component (no rustc involved).
-//! - [`bundle`]: the bundle file that carries modules to the engine.
+//! - [`bundle`]: the bundle file that carries module variants, their test
+//!   vectors ([`vectors`]) and an Ed25519 signature ([`sign`]) to the engine.
+//! - [`field`]: the field list — engine releases in the field and the
+//!   interface versions each implements.
+//! - [`index`]: the signed publish index, staged rollout and anti-rollback
+//!   checks the appliance side uses.
 //! - [`pipeline`]: `sandgate-patc build`, tying the above together.
 //!
-//! Start reading at [`pipeline::build`].
+//! Start reading at [`pipeline::build`]; the appliance side starts at
+//! [`index::Index::from_signed`] and [`bundle::Bundle::verify`].
 
 pub mod bundle;
 pub mod compile;
 pub mod emit;
+pub mod field;
+pub mod index;
 pub mod pipeline;
 pub mod rules;
+pub mod sign;
+pub mod vectors;

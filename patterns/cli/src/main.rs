@@ -1,13 +1,28 @@
-//! `sandgate-patc`: the pattern compiler's command line.
+//! `sandgate-patc`: the vendor's and pattern author's command line.
+//!
+//! - `build`: rules to a bundle (`build.rs`), optionally with recorded test
+//!   vectors and a signature;
+//! - `keygen`: an Ed25519 key pair for signing;
+//! - `matrix`: every variant × every field engine (`matrix.rs`, running the
+//!   vectors through `vectors.rs`);
+//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`).
+//!
+//! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
+//! refused), 2 the tool could not do its job (bad input, I/O).
 
-use std::collections::BTreeMap;
+mod build;
+mod matrix;
+mod publish;
+mod vectors;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sandgate_patterns::pipeline::{build, BuildOptions};
-use sandgate_patterns::rules::Vars;
+use sandgate_patterns::bundle::Bundle;
+use sandgate_patterns::field::FieldList;
+use sandgate_patterns::sign::{generate_key, write_private_key, write_public_key, KeyId};
 
 #[derive(Parser)]
 #[command(
@@ -36,15 +51,70 @@ enum Command {
         /// Bundle version (default: the creation time in seconds).
         #[arg(long)]
         bundle_version: Option<u64>,
+        /// Sign the bundle with this private key (from `keygen`).
+        #[arg(long, value_name = "KEYFILE")]
+        sign: Option<PathBuf>,
+        /// Capture to embed as each module's test vectors; the alerts the
+        /// freshly built module raises on it become the expectation.
+        #[arg(long, value_name = "PCAP")]
+        vectors: Option<PathBuf>,
         /// Rule files (`.rules`).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Write a new signing key pair: DIR/sandgate-signing.key (mode 0600) and
+    /// DIR/sandgate-signing.pub. Never commit the private key.
+    Keygen {
+        /// Directory to write the key files into.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// Load every variant into a runtime configured as each field engine,
+    /// run the test vectors, and print engine × module results.
+    Matrix {
+        bundle: PathBuf,
+        /// The field list.
+        #[arg(long, default_value = "field-engines.yaml")]
+        field: PathBuf,
+    },
+    /// Check the signature and the matrix, then write the bundle and a signed
+    /// index.json into DIR.
+    Publish {
+        bundle: PathBuf,
+        /// Private key; the bundle must be signed by it, and it signs the index.
+        #[arg(long)]
+        key: PathBuf,
+        /// Directory to publish into (served as static files).
+        #[arg(long)]
+        out: PathBuf,
+        /// The field list.
+        #[arg(long, default_value = "field-engines.yaml")]
+        field: PathBuf,
+        /// Staged rollout: share of the fleet (0–100) that takes it now.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        rollout: Option<u8>,
+    },
 }
+
+/// The content was refused (exit 1), as opposed to a tool failure (exit 2).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            eprintln!("sandgate-patc: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("sandgate-patc: error: {e:#}");
             ExitCode::from(2)
@@ -59,55 +129,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             vars,
             module_id,
             bundle_version,
+            sign,
+            vectors,
             inputs,
-        } => {
-            let vars = match vars {
-                Some(path) => Vars::from_yaml_file(&path)
-                    .with_context(|| format!("reading vars file {}", path.display()))?,
-                None => Vars::suricata_defaults(),
-            };
-            let started = std::time::Instant::now();
-            let report = build(&BuildOptions {
-                inputs,
-                vars,
-                module_id,
-                bundle_version,
-            })?;
-            for s in &report.skipped {
-                eprintln!("warning: skipped {s}");
+        } => build::run(build::Args {
+            output,
+            vars,
+            module_id,
+            bundle_version,
+            sign,
+            vectors,
+            inputs,
+        }),
+        Command::Keygen { out } => keygen(&out),
+        Command::Matrix { bundle, field } => {
+            let b = Bundle::read(&bundle)?;
+            let field = FieldList::from_yaml_file(&field)?;
+            let m = matrix::run(&b, &field)?;
+            print!("{}", m.table());
+            let gaps = m.gaps();
+            if gaps.is_empty() {
+                println!(
+                    "every field engine has a working variant of every module ({} engine(s), {} module(s))",
+                    m.engines.len(),
+                    m.modules.len()
+                );
+                return Ok(());
             }
-            report
-                .bundle
-                .write(&output)
-                .with_context(|| format!("writing {}", output.display()))?;
-            let size: usize = report.bundle.modules.iter().map(Vec::len).sum();
-            println!(
-                "compiled {} of {} rules into {} module(s), {} KiB, in {:.2} s",
-                report.rules_compiled,
-                report.rules_total,
-                report.bundle.modules.len(),
-                size / 1024,
-                started.elapsed().as_secs_f64()
-            );
-            if !report.skipped.is_empty() {
-                let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
-                for s in &report.skipped {
-                    *by_reason.entry(s.reason.label()).or_default() += 1;
-                }
-                let mut rows: Vec<_> = by_reason.into_iter().collect();
-                rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                println!("skipped {} rules:", report.skipped.len());
-                println!("  {:>6}  reason", "rules");
-                for (reason, n) in rows {
-                    println!("  {n:>6}  {reason}");
-                }
-            }
-            println!(
-                "wrote {} (bundle version {})",
-                output.display(),
-                report.bundle.manifest.version
-            );
-            Ok(())
+            let list: Vec<String> = gaps
+                .iter()
+                .map(|(e, id)| format!("{e} has no working variant of module `{id}`"))
+                .collect();
+            Err(Refused(format!("matrix failed: {}", list.join("; "))).into())
         }
+        Command::Publish {
+            bundle,
+            key,
+            out,
+            field,
+            rollout,
+        } => publish::run(publish::Args {
+            bundle,
+            key,
+            out,
+            field,
+            rollout,
+        }),
     }
+}
+
+fn keygen(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = generate_key()?;
+    let private = dir.join("sandgate-signing.key");
+    let public = dir.join("sandgate-signing.pub");
+    write_private_key(&key, &private)?;
+    write_public_key(&key.verifying_key(), &public)?;
+    println!(
+        "wrote {} (private, mode 0600; keep it out of the repository) and {} (key id {})",
+        private.display(),
+        public.display(),
+        KeyId::of(&key.verifying_key())
+    );
+    Ok(())
 }

@@ -118,6 +118,17 @@ fn fuel_per_packet(m: &Matcher) -> u64 {
     FUEL_PER_PACKET_BASE + 200 * rules.min(10_000)
 }
 
+/// Regex rules scan the payload again per candidate; budget for that.
+fn fuel_per_byte(m: &Matcher) -> u64 {
+    let regexes = m
+        .rule_set()
+        .rules
+        .iter()
+        .filter(|r| r.ops.iter().any(|op| matches!(op, sandgate_matcher::Op::Pcre(_))))
+        .count() as u64;
+    FUEL_PER_BYTE + 20 * regexes.min(100_000)
+}
+
 fn action(a: sandgate_matcher::Action) -> Action {
     match a {
         sandgate_matcher::Action::Alert => Action::Alert,
@@ -193,7 +204,7 @@ impl Guest for RulesModule {
                 })
                 .collect(),
             fuel_per_packet: fuel_per_packet(m),
-            fuel_per_byte: FUEL_PER_BYTE,
+            fuel_per_byte: fuel_per_byte(m),
         }
     }
 

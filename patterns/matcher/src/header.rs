@@ -63,25 +63,43 @@ pub enum IpOption {
     Lsrr,
     Ssrr,
     Satid,
-    /// Any option at all.
+    /// Any option the decoder recognises and finds valid.
     Any,
 }
 
 impl IpOption {
-    fn code(self) -> Option<u8> {
-        Some(match self {
-            IpOption::Eol => 0,
-            IpOption::Nop => 1,
-            IpOption::Rr => 7,
-            IpOption::Ts => 68,
-            IpOption::Sec => 130,
-            IpOption::Lsrr => 131,
-            IpOption::Esec => 133,
-            IpOption::Satid => 136,
-            IpOption::Ssrr => 137,
-            IpOption::Any => return None,
-        })
+    /// The bit of this option in [`ipv4_option_flags`]' set (all bits for
+    /// `Any`), as Suricata's `IPV4_OPT_FLAG_*`.
+    fn flag(self) -> u16 {
+        match self {
+            IpOption::Eol => opt_flag::EOL,
+            IpOption::Nop => opt_flag::NOP,
+            IpOption::Rr => opt_flag::RR,
+            IpOption::Ts => opt_flag::TS,
+            IpOption::Sec => opt_flag::SEC,
+            IpOption::Lsrr => opt_flag::LSRR,
+            IpOption::Esec => opt_flag::ESEC,
+            IpOption::Satid => opt_flag::SID,
+            IpOption::Ssrr => opt_flag::SSRR,
+            IpOption::Any => u16::MAX,
+        }
     }
+}
+
+/// Bits of the set of IPv4 options a packet carries.
+mod opt_flag {
+    pub const EOL: u16 = 1 << 1;
+    pub const NOP: u16 = 1 << 2;
+    pub const RR: u16 = 1 << 3;
+    pub const TS: u16 = 1 << 4;
+    pub const QS: u16 = 1 << 5;
+    pub const SEC: u16 = 1 << 6;
+    pub const LSRR: u16 = 1 << 7;
+    pub const CIPSO: u16 = 1 << 8;
+    pub const SID: u16 = 1 << 9;
+    pub const SSRR: u16 = 1 << 10;
+    pub const RTRALT: u16 = 1 << 11;
+    pub const ESEC: u16 = 1 << 12;
 }
 
 /// One packet-level condition of a rule.
@@ -173,7 +191,7 @@ impl Check {
                 .and_then(|h| be16(h, 6))
                 .is_some_and(|v| c.holds(v.into())),
             Check::SameIp => pkt.src == pkt.dst,
-            Check::IpOpts(o) => v4 && has_ipv4_option(l3, o),
+            Check::IpOpts(o) => v4 && ipv4_option_flags(l3).is_some_and(|set| set & o.flag() != 0),
         }
     }
 }
@@ -253,36 +271,79 @@ fn tcp_mss(tcp: &[u8]) -> Option<u16> {
     None
 }
 
-/// Whether the IPv4 header carries option `o`.
-fn has_ipv4_option(l3: &[u8], o: IpOption) -> bool {
-    let Some(ihl) = byte(l3, 0).map(|b| usize::from(b & 0x0f) * 4) else {
-        return false;
-    };
-    let Some(opts) = l3.get(20..ihl.min(l3.len())) else {
-        return false;
-    };
-    if opts.is_empty() {
-        return false;
-    }
-    let Some(want) = o.code() else {
-        return true;
-    };
-    let mut i = 0;
-    while let Some(&kind) = opts.get(i) {
-        if kind == want {
-            return true;
-        }
+/// The set of IPv4 options (bits of [`opt_flag`]) the header carries, as
+/// Suricata's `DecodeIPV4Options` builds it: the walk stops at EOL; an
+/// option of unknown type, or one that fails its length/pointer check,
+/// sets no bit (a valid repeat changes nothing); an option whose length is below 2 or
+/// runs past the header makes the packet invalid (`None`: Suricata drops
+/// it from detection).
+pub fn ipv4_option_flags(l3: &[u8]) -> Option<u16> {
+    let ihl = usize::from(byte(l3, 0)? & 0x0f) * 4;
+    let mut opts = l3.get(20..ihl.min(l3.len())).unwrap_or_default();
+    let mut set = 0u16;
+    while let Some(&kind) = opts.first() {
         match kind {
-            0 => return false,
-            1 => i += 1,
-            _ => {
-                let len = opts.get(i + 1).map_or(0, |&l| usize::from(l));
-                if len < 2 {
-                    return false;
-                }
-                i += len;
+            0 => return Some(set | opt_flag::EOL),
+            1 => {
+                set |= opt_flag::NOP;
+                opts = opts.get(1..).unwrap_or_default();
+                continue;
             }
+            _ => {}
         }
+        let Some(&len) = opts.get(1) else {
+            // One byte left: Suricata notes "EOL required" and stops.
+            return Some(set);
+        };
+        let len = usize::from(len);
+        if len < 2 || len > opts.len() {
+            return None;
+        }
+        let opt = opts.get(..len)?;
+        let (flag, valid) = match kind {
+            68 => (opt_flag::TS, valid_timestamp(opt)),
+            7 => (opt_flag::RR, valid_route(opt)),
+            131 => (opt_flag::LSRR, valid_route(opt)),
+            137 => (opt_flag::SSRR, valid_route(opt)),
+            25 => (opt_flag::QS, len >= 8),
+            130 => (opt_flag::SEC, len >= 3),
+            133 => (opt_flag::ESEC, len >= 3),
+            134 => (opt_flag::CIPSO, len >= 10),
+            136 => (opt_flag::SID, len == 4),
+            148 => (opt_flag::RTRALT, len == 4),
+            _ => (0, false),
+        };
+        if valid {
+            set |= flag;
+        }
+        opts = opts.get(len..).unwrap_or_default();
     }
-    false
+    Some(set)
+}
+
+/// RR/LSRR/SSRR: length at least 3, pointer at least 4, a multiple of 4,
+/// at most length + 1 (RFC 791).
+fn valid_route(opt: &[u8]) -> bool {
+    let len = opt.len();
+    let Some(&ptr) = opt.get(2) else {
+        return false;
+    };
+    let ptr = usize::from(ptr);
+    len >= 3 && ptr >= 4 && ptr % 4 == 0 && ptr <= len + 1
+}
+
+/// Timestamp: length at least 5, pointer at least 5, records of 4 bytes
+/// (8 with flag 1 or 3), pointer at most length + 1 (RFC 791).
+fn valid_timestamp(opt: &[u8]) -> bool {
+    let len = opt.len();
+    let (Some(&ptr), Some(&oflw_flag)) = (opt.get(2), opt.get(3)) else {
+        return false;
+    };
+    let ptr = usize::from(ptr);
+    let rec = if matches!(oflw_flag & 0x0f, 1 | 3) {
+        8
+    } else {
+        4
+    };
+    len >= 5 && ptr >= 5 && (ptr - 5) % rec == 0 && ptr <= len + 1
 }

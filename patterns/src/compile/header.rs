@@ -190,7 +190,8 @@ pub(super) fn check(kw: &str, v: &str) -> Result<Check, SkipReason> {
             }
             Check::SameIp
         }
-        "ipopts" => Check::IpOpts(match v {
+        // Suricata compares the name case-insensitively.
+        "ipopts" => Check::IpOpts(match v.trim().to_ascii_lowercase().as_str() {
             "rr" => IpOption::Rr,
             "eol" => IpOption::Eol,
             "nop" => IpOption::Nop,
