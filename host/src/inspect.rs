@@ -6,6 +6,12 @@
 //! failure policy says whether the batch's packets pass (fail-open) or drop
 //! (fail-closed), the fault is counted, and every other module's hits stand.
 //!
+//! A module that keeps faulting is quarantined ([`QuarantineConfig`]: more
+//! than `fault_threshold` faults in its last `window_calls` calls): it is no
+//! longer called and its policy decides its verdict — or, when the host gave
+//! it a `fallback` (its last good version), that version takes its place:
+//! rolled back. Either is a [`ModuleEvent`].
+//!
 //! TCP packets also go through [`stream::Reassembler`]: when a packet makes
 //! new in-order data available, a stream-chunk entry (flow-flags bit 2) is
 //! queued right after the packet's own entry, and the packet entry gets bit
@@ -14,11 +20,14 @@
 //! once. Rule thresholds ([`threshold`]) then decide which alerts are
 //! emitted and whether a `drop` applies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::net::IpAddr;
 
 use sandgate_runtime::wit::sandgate::pattern::types as wt;
-use sandgate_runtime::{FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance};
+use sandgate_runtime::{
+    FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance, QuarantineConfig,
+};
 
 use crate::decode::{proto, Decoded};
 use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
@@ -81,56 +90,211 @@ pub struct ActiveModule {
     /// retries, and counts a fault when that fails.
     pub instance: Option<ModuleInstance>,
     pub policy: FailPolicy,
-    /// Faults seen by kind.
+    /// Faults seen by kind (of every version this slot ran).
     pub faults: BTreeMap<FaultKind, u64>,
     /// The most recent fault, for reports.
     pub last_fault: Option<Fault>,
+    /// The last good version: swapped in when this one is quarantined.
+    pub fallback: Option<LoadedModule>,
+    /// Quarantine and rollback events, oldest first.
+    pub events: Vec<ModuleEvent>,
+    /// Batches whose verdict the policy decided because the module is
+    /// quarantined (the module was not called).
+    pub quarantined_batches: u64,
+    quarantined: bool,
+    quarantine: QuarantineConfig,
+    /// Calls made (the window's clock), and the call numbers of the faults
+    /// inside the window.
+    calls: u64,
+    window: VecDeque<u64>,
     /// Metadata of each declared rule, pre-rendered for EVE.
     metadata: Vec<Option<serde_json::Value>>,
 }
 
+/// Something the host did to a module slot; logged, counted and reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleEvent {
+    /// Over the fault threshold with no fallback: no longer called; its
+    /// failure policy decides its verdict.
+    Quarantined {
+        module: String,
+        version: String,
+        /// Faults in the window when it tripped.
+        faults: u32,
+        window_calls: u32,
+        last_fault: Option<Fault>,
+    },
+    /// Over the fault threshold: replaced by its last good version.
+    RolledBack {
+        module: String,
+        from_version: String,
+        to_version: String,
+        faults: u32,
+        window_calls: u32,
+        last_fault: Option<Fault>,
+    },
+}
+
+impl fmt::Display for ModuleEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = |l: &Option<Fault>| {
+            l.as_ref()
+                .map(|x| format!(" (last: {x})"))
+                .unwrap_or_default()
+        };
+        match self {
+            ModuleEvent::Quarantined {
+                module,
+                version,
+                faults,
+                window_calls,
+                last_fault,
+            } => write!(
+                f,
+                "module {module} {version} quarantined: {faults} faults in {window_calls} calls{}",
+                last(last_fault)
+            ),
+            ModuleEvent::RolledBack {
+                module,
+                from_version,
+                to_version,
+                faults,
+                window_calls,
+                last_fault,
+            } => write!(
+                f,
+                "module {module} rolled back from {from_version} to {to_version}: \
+                 {faults} faults in {window_calls} calls{}",
+                last(last_fault)
+            ),
+        }
+    }
+}
+
 impl ActiveModule {
     /// Never fails: a module that cannot start faults on every batch instead,
-    /// so its failure policy applies and nothing else is affected.
+    /// so its failure policy applies and nothing else is affected. The
+    /// quarantine settings come from the module's engine configuration.
     pub fn new(module: LoadedModule, policy: FailPolicy) -> Self {
-        let mut faults = BTreeMap::new();
-        let mut last_fault = None;
-        let instance = match module.instantiate() {
-            Ok(i) => Some(i),
-            Err(f) => {
-                *faults.entry(f.kind).or_default() += 1;
-                last_fault = Some(f);
-                None
-            }
-        };
-        let metadata = module
-            .info()
-            .rules
-            .iter()
-            .map(|r| metadata_json(&r.metadata))
-            .collect();
-        ActiveModule {
+        let quarantine = module.engine().config().quarantine.clone();
+        let metadata = rule_metadata(&module);
+        let mut this = ActiveModule {
             module,
-            instance,
+            instance: None,
             policy,
-            faults,
-            last_fault,
+            faults: BTreeMap::new(),
+            last_fault: None,
+            fallback: None,
+            events: Vec::new(),
+            quarantined_batches: 0,
+            quarantined: false,
+            quarantine,
+            calls: 0,
+            window: VecDeque::new(),
             metadata,
+        };
+        match this.module.instantiate() {
+            Ok(i) => this.instance = Some(i),
+            Err(f) => this.record_fault(f),
+        }
+        this
+    }
+
+    /// Keeps `fallback` (the last good version) to roll back to when this
+    /// module is quarantined.
+    pub fn with_fallback(mut self, fallback: LoadedModule) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// Whether the module is quarantined (no longer called).
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    /// Inspect a batch with this module's instance, creating it if needed;
+    /// counts the call and, on a fault, the fault (which may quarantine or
+    /// roll back the module).
+    fn inspect(&mut self, batch: &wt::Batch) -> Result<Vec<wt::Hit>, ()> {
+        self.calls += 1;
+        let result = match &mut self.instance {
+            Some(i) => i.inspect(batch),
+            None => match self.module.instantiate() {
+                Ok(i) => self.instance.insert(i).inspect(batch),
+                Err(f) => Err(f),
+            },
+        };
+        result.map_err(|fault| self.record_fault(fault))
+    }
+
+    /// Counts a fault, slides the window and quarantines or rolls back the
+    /// module when the window holds more than the threshold.
+    fn record_fault(&mut self, fault: Fault) {
+        *self.faults.entry(fault.kind).or_default() += 1;
+        self.last_fault = Some(fault);
+        let window = u64::from(self.quarantine.window_calls);
+        while self
+            .window
+            .front()
+            .is_some_and(|&call| call + window <= self.calls)
+        {
+            self.window.pop_front();
+        }
+        self.window.push_back(self.calls);
+        let in_window = u32::try_from(self.window.len()).unwrap_or(u32::MAX);
+        if in_window > self.quarantine.fault_threshold {
+            self.trip(in_window);
         }
     }
 
-    /// Inspect a batch with this module's instance, creating it if needed.
-    fn inspect(&mut self, batch: &wt::Batch) -> Result<Vec<wt::Hit>, Fault> {
-        let instance = match &mut self.instance {
-            Some(i) => i,
-            None => self.instance.insert(self.module.instantiate()?),
-        };
-        instance.inspect(batch)
+    /// Over the threshold: swap in the fallback if there is one, otherwise
+    /// stop calling the module.
+    fn trip(&mut self, faults: u32) {
+        let window_calls = self.quarantine.window_calls;
+        let last_fault = self.last_fault.clone();
+        let from_version = self.module.info().version.clone();
+        if let Some(fallback) = self.fallback.take() {
+            self.events.push(ModuleEvent::RolledBack {
+                module: self.module.name().to_string(),
+                from_version,
+                to_version: fallback.info().version.clone(),
+                faults,
+                window_calls,
+                last_fault,
+            });
+            self.metadata = rule_metadata(&fallback);
+            self.module = fallback;
+            self.window.clear();
+            self.instance = None;
+            if let Ok(i) = self.module.instantiate() {
+                self.instance = Some(i);
+            }
+            return;
+        }
+        self.events.push(ModuleEvent::Quarantined {
+            module: self.module.name().to_string(),
+            version: from_version,
+            faults,
+            window_calls,
+            last_fault,
+        });
+        self.quarantined = true;
+        // Its instance (memory, flow state) is released now.
+        self.instance = None;
     }
 
     pub fn fault_count(&self) -> u64 {
         self.faults.values().sum()
     }
+}
+
+fn rule_metadata(module: &LoadedModule) -> Vec<Option<serde_json::Value>> {
+    module
+        .info()
+        .rules
+        .iter()
+        .map(|r| metadata_json(&r.metadata))
+        .collect()
 }
 
 /// Suricata's EVE `metadata`: `{"key": ["value", ...]}` from `key value` entries.
@@ -368,6 +532,13 @@ impl Inspector {
             return &self.verdicts;
         }
         for (mi, m) in self.modules.iter_mut().enumerate() {
+            if m.quarantined {
+                m.quarantined_batches += 1;
+                if m.policy == FailPolicy::FailClosed {
+                    self.verdicts.fill(Verdict::DropByFault);
+                }
+                continue;
+            }
             match m.inspect(&self.batch) {
                 Ok(hits) => {
                     for h in hits {
@@ -382,13 +553,9 @@ impl Inspector {
                         }
                     }
                 }
-                Err(fault) => {
-                    *m.faults.entry(fault.kind).or_default() += 1;
-                    m.last_fault = Some(fault);
+                Err(()) => {
                     if m.policy == FailPolicy::FailClosed {
-                        for v in self.verdicts.iter_mut() {
-                            *v = Verdict::DropByFault;
-                        }
+                        self.verdicts.fill(Verdict::DropByFault);
                     }
                 }
             }

@@ -38,6 +38,8 @@ pub struct EngineConfig {
     /// entry names no policy. Default [`FailPolicy::FailOpen`]. The runtime
     /// only carries it; the host maps a [`Fault`](crate::Fault) to a verdict.
     pub fail_policy: FailPolicy,
+    /// When a module that keeps faulting is taken out of the data plane.
+    pub quarantine: QuarantineConfig,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +49,32 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             pool: PoolConfig::default(),
             fail_policy: FailPolicy::default(),
+            quarantine: QuarantineConfig::default(),
+        }
+    }
+}
+
+/// Quarantine: a module with more than `fault_threshold` faults among its
+/// last `window_calls` calls is no longer called; its failure policy decides
+/// its verdict from then on, or its last good version (when the host has
+/// one) takes its place. The host applies it (`sandgate_host::inspect`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuarantineConfig {
+    /// Faults tolerated inside the window; one more quarantines the module.
+    /// Default 10: an occasional fault (one odd packet) costs a batch, a
+    /// module faulting on one call in ten is taken out.
+    pub fault_threshold: u32,
+    /// Length of the sliding window, in calls (batches) of that module.
+    /// Default 100 (6,400 packets at the default batch size).
+    pub window_calls: u32,
+}
+
+impl Default for QuarantineConfig {
+    fn default() -> Self {
+        Self {
+            fault_threshold: 10,
+            window_calls: 100,
         }
     }
 }
@@ -95,7 +123,9 @@ pub struct Limits {
     pub fuel_per_byte: u64,
     /// Highest per-packet rate a module may ask for. Default 1,000,000.
     pub fuel_per_packet_max: u64,
-    /// Highest per-byte rate a module may ask for. Default 1,000.
+    /// Highest per-byte rate a module may ask for. Default 20,000 (a rule set
+    /// with many regexes rescans a payload per candidate); `fuel_per_call_max`
+    /// still bounds any one call.
     pub fuel_per_byte_max: u64,
     /// Hard cap on one `inspect` call. Default 1,000,000,000 (about a second
     /// of wasm): the worst case a looping module costs one worker.
@@ -138,7 +168,7 @@ impl Default for Limits {
             fuel_per_packet: 10_000,
             fuel_per_byte: 50,
             fuel_per_packet_max: 1_000_000,
-            fuel_per_byte_max: 1_000,
+            fuel_per_byte_max: 20_000,
             fuel_per_call_max: 1_000_000_000,
             fuel_instantiate: 10_000_000,
             fuel_describe: 1_000_000_000,
@@ -223,6 +253,9 @@ impl EngineConfig {
                 "limits.fuel_per_*",
                 "a default rate is above its maximum".into(),
             );
+        }
+        if self.quarantine.window_calls == 0 {
+            return bad("quarantine.window_calls", "must be positive".into());
         }
         if self.pool.enabled && self.pool.max_instances == 0 {
             return bad("pool.max_instances", "must be positive".into());

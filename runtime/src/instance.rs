@@ -195,6 +195,9 @@ impl ModuleInstance {
     /// Instantiates and runs the warm-up call (an empty batch under
     /// `fuel_warmup`), so lazy initialisation is paid once per instance.
     /// Gives the host state back when either step fails.
+    // The state is handed back by value on the rare failure path, once per
+    // new instance; boxing it would cost an allocation on every restart.
+    #[allow(clippy::result_large_err)]
     fn instantiate_warm(&self, state: HostState) -> Result<Slot, HostState> {
         let mut store = self.module.inner.engine.new_store(state);
         let Ok(bindings) = self.module.inner.pre.instantiate(&mut store) else {
@@ -218,6 +221,18 @@ impl ModuleInstance {
     fn check_hits(&self, batch: &Batch, hits: &[Hit]) -> Result<(), Fault> {
         let packets = batch.packets.len();
         let rules = self.module.info().rules.len();
+        // More hits than distinct (packet, rule) pairs can only be repeats:
+        // refused before the host spends time on them.
+        let distinct = packets.saturating_mul(rules);
+        if hits.len() > distinct {
+            return Err(self.fault(
+                FaultKind::BadOutput,
+                format!(
+                    "{} hits for {packets} packets and {rules} rules (at most {distinct} distinct)",
+                    hits.len()
+                ),
+            ));
+        }
         for (i, hit) in hits.iter().enumerate() {
             if usize::try_from(hit.packet).map_or(true, |p| p >= packets) {
                 return Err(self.fault(

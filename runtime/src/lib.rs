@@ -7,7 +7,7 @@
 //!
 //! | module | what lives there |
 //! | --- | --- |
-//! | [`config`] | [`EngineConfig`], [`Limits`], [`PoolConfig`], [`FailPolicy`]: every knob, with defaults |
+//! | [`config`] | [`EngineConfig`], [`Limits`], [`PoolConfig`], [`FailPolicy`], [`QuarantineConfig`]: every knob, with defaults |
 //! | [`check`] | the load-time check (size, parse, version gates, allow-list, export types) |
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
 //! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
@@ -47,7 +47,7 @@ pub mod testkit;
 pub mod version;
 
 pub use check::MANIFEST_SECTION;
-pub use config::{EngineConfig, FailPolicy, Limits, PoolConfig};
+pub use config::{EngineConfig, FailPolicy, Limits, PoolConfig, QuarantineConfig};
 pub use counters::{FaultCounters, FaultCounts};
 pub use engine::{Allocator, Engine};
 pub use error::{EngineError, Fault, FaultKind, ItemKind, LoadError};

@@ -134,6 +134,11 @@ impl LoadedModule {
         &self.inner.counters
     }
 
+    /// The engine that loaded it (and its configuration).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// Lines the module logged while instantiating and describing itself.
     pub fn load_logs(&self) -> &[LogLine] {
         &self.inner.load_logs

@@ -4,10 +4,13 @@
 //!
 //! The tests themselves are grouped by the guarantee they prove:
 //! `foundation.rs` (rules → component → alerts; refused and faulting modules),
+//! `hostile.rs` (the hostile-module corpus of [`hostile`]: containment,
+//! quarantine, rollback, memory after faults),
 //! `wit_frozen.rs` (released interfaces never change),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
 //! and judged by [`verify`]; writes `CONFORMANCE.md`).
 
+pub mod hostile;
 pub mod verify;
 
 use std::collections::BTreeMap;

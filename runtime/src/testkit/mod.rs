@@ -88,6 +88,9 @@ pub enum DescribeBody {
     Unreachable,
     /// Never returns.
     LoopForever,
+    /// Returns the static module-info with a `name` that is not UTF-8 (the
+    /// canonical ABI refuses to lift it).
+    InvalidUtf8Name,
 }
 
 /// Options for [`ips_component`].
@@ -109,6 +112,9 @@ pub struct IpsOptions {
     pub inspect: InspectBody,
     /// Bytes for a `sandgate-manifest` custom section. Default none.
     pub manifest: Option<Vec<u8>>,
+    /// Extra core-module fields (globals, tables, ...) spliced into the
+    /// module, for bodies in [`InspectBody::Wat`]. Default empty.
+    pub core_items: String,
 }
 
 impl Default for IpsOptions {
@@ -121,6 +127,7 @@ impl Default for IpsOptions {
             describe: DescribeBody::Static,
             inspect: InspectBody::NoHits,
             manifest: None,
+            core_items: String::new(),
         }
     }
 }
@@ -193,12 +200,18 @@ fn encode(
 }
 
 /// Appends a `sandgate-manifest` custom section to a component.
-pub fn with_manifest(mut component: Vec<u8>, manifest: &[u8]) -> Vec<u8> {
-    let name = crate::MANIFEST_SECTION.as_bytes();
+pub fn with_manifest(component: Vec<u8>, manifest: &[u8]) -> Vec<u8> {
+    with_custom_section(component, crate::MANIFEST_SECTION, manifest)
+}
+
+/// Appends a custom section `name` holding `data` to a component (e.g.
+/// padding that makes a module too large to load).
+pub fn with_custom_section(mut component: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+    let name = name.as_bytes();
     let mut body = Vec::new();
     leb(&mut body, name.len() as u64);
     body.extend_from_slice(name);
-    body.extend_from_slice(manifest);
+    body.extend_from_slice(data);
     component.push(0);
     leb(&mut component, body.len() as u64);
     component.extend_from_slice(&body);
@@ -250,8 +263,14 @@ fn spec(
         opts.fuel_per_packet,
         opts.fuel_per_byte,
     );
+    if opts.describe == DescribeBody::InvalidUtf8Name {
+        let bad = data.bytes(&[0xc3, 0x28, 0xff, 0xfe]);
+        data.pair(info, bad);
+    }
     let describe_body = match opts.describe {
-        DescribeBody::Static | DescribeBody::BadKind => format!("(i32.const {info})"),
+        DescribeBody::Static | DescribeBody::BadKind | DescribeBody::InvalidUtf8Name => {
+            format!("(i32.const {info})")
+        }
         DescribeBody::Unreachable => "unreachable".to_string(),
         DescribeBody::LoopForever => "(loop $l (br $l)) (i32.const 0)".to_string(),
     };
@@ -309,7 +328,7 @@ fn spec(
         describe_body,
         inspect_body: format!("{extra_body}\n    {inspect}"),
         inspector,
-        extra_imports: extra_imports.to_string(),
+        extra_imports: format!("{extra_imports}\n  {}", opts.core_items),
     }
 }
 
@@ -396,6 +415,25 @@ pub fn imports_wasi() -> Result<Vec<u8>, TestkitError> {
         "(call $args (i32.const 32))",
     );
     build(&opts, &[wasi, &wit], spec)
+}
+
+/// Imports `acme:net/socket@1.0.0`, an interface no engine grants:
+/// refused by the allow-list.
+pub fn imports_foreign() -> Result<Vec<u8>, TestkitError> {
+    let opts = IpsOptions::default();
+    let net =
+        "package acme:net@1.0.0;\ninterface socket {\n  connect: func(port: u16) -> bool;\n}\n";
+    let wit = WIT_1_0_0.replace(
+        "world ips-module {",
+        "world ips-module {\n    import acme:net/socket@1.0.0;",
+    );
+    let spec = spec(
+        &opts,
+        InspectorAbi::Standard,
+        r#"(import "acme:net/socket@1.0.0" "connect" (func $connect (param i32) (result i32)))"#,
+        "(drop (call $connect (i32.const 443)))",
+    );
+    build(&opts, &[net, &wit], spec)
 }
 
 /// Imports the host interfaces but exports no inspector.
