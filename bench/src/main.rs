@@ -88,7 +88,7 @@ fn main() -> Result<()> {
 
     let example = repo_root().join("patterns/examples/example.rules");
     let example_pcap = repo_root().join("patterns/examples/example.pcap");
-    let batches = capture_batches(&[example_pcap.clone()], usize::MAX, 64)?;
+    let batches = capture_batches(std::slice::from_ref(&example_pcap), usize::MAX, 64)?;
     ruleset_rows(
         &engine,
         "example rules",
