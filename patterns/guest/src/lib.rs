@@ -124,7 +124,11 @@ fn fuel_per_byte(m: &Matcher) -> u64 {
         .rule_set()
         .rules
         .iter()
-        .filter(|r| r.ops.iter().any(|op| matches!(op, sandgate_matcher::Op::Pcre(_))))
+        .filter(|r| {
+            r.ops
+                .iter()
+                .any(|op| matches!(op, sandgate_matcher::Op::Pcre(_)))
+        })
         .count() as u64;
     FUEL_PER_BYTE + 20 * regexes.min(100_000)
 }
