@@ -119,7 +119,7 @@ pub struct RuleMeta {
     pub thresholds: Vec<Threshold>,
 }
 
-/// Which IP protocols a rule applies to.
+/// Which IP packets a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Proto {
     /// Any IP packet.
@@ -128,16 +128,28 @@ pub enum Proto {
     Udp,
     /// ICMP and ICMPv6.
     Icmp,
+    /// `icmpv4`: ICMP over IPv4 only.
+    Icmp4,
+    /// `icmpv6`: ICMPv6 only.
+    Icmp6,
+    /// `ipv4`: any IPv4 packet.
+    Ip4,
+    /// `ipv6`: any IPv6 packet.
+    Ip6,
 }
 
 impl Proto {
-    /// Whether a packet with IP protocol number `p` is covered.
-    pub fn covers(self, p: u8) -> bool {
+    /// Whether a packet of IP version `v` and protocol number `p` is covered.
+    pub fn covers(self, v: u8, p: u8) -> bool {
         match self {
             Proto::Ip => true,
             Proto::Tcp => p == 6,
             Proto::Udp => p == 17,
             Proto::Icmp => p == 1 || p == 58,
+            Proto::Icmp4 => p == 1,
+            Proto::Icmp6 => p == 58,
+            Proto::Ip4 => v == 4,
+            Proto::Ip6 => v == 6,
         }
     }
 }

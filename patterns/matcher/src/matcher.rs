@@ -292,7 +292,7 @@ fn flowbits_hold(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
 }
 
 fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
-    if !rule.proto.covers(pkt.protocol) {
+    if !rule.proto.covers(pkt.ip_version, pkt.protocol) {
         return false;
     }
     let has_ports = matches!(pkt.protocol, 6 | 17 | 132);

@@ -329,7 +329,15 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
         Protocol::Tcp => Proto::Tcp,
         Protocol::Udp => Proto::Udp,
         Protocol::Icmp => Proto::Icmp,
-        Protocol::AppLayer(name) => return Err(SkipReason::UnsupportedProtocol(name.clone())),
+        Protocol::AppLayer(name) => match name.as_str() {
+            // Packet-level variants Suricata accepts in the protocol field.
+            "tcp-pkt" | "tcp-stream" => Proto::Tcp,
+            "icmpv4" => Proto::Icmp4,
+            "icmpv6" => Proto::Icmp6,
+            "ipv4" | "ip4" => Proto::Ip4,
+            "ipv6" | "ip6" => Proto::Ip6,
+            _ => return Err(SkipReason::UnsupportedProtocol(name.clone())),
+        },
     };
     let mut meta = RuleMeta {
         gid: 1,
@@ -350,6 +358,14 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
     };
     let mut sid = None;
     let mut flow = FlowCond::default();
+    // `tcp-pkt` rules match packets only, `tcp-stream` rules the stream only.
+    if let Protocol::AppLayer(name) = &p.protocol {
+        match name.as_str() {
+            "tcp-pkt" => flow.stream = Some(false),
+            "tcp-stream" => flow.stream = Some(true),
+            _ => {}
+        }
+    }
     let mut b = RuleBuilder::default();
     let mut threshold_kw: Option<&str> = None;
     for opt in &p.options {
