@@ -19,10 +19,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sandgate_host::capture::{CaptureReader, Frame};
 use sandgate_host::decode::decode;
-use sandgate_host::flow::{Direction, FlowConfig, FlowTable};
-use sandgate_matcher::{
-    Direction as MDirection, Matcher, PacketView, RuleSet, Scratch, FLOW_ESTABLISHED,
-};
+use sandgate_host::flow::{FlowConfig, FlowTable};
+use sandgate_host::inspect::append_packet;
+use sandgate_matcher::{Direction as MDirection, Matcher, PacketView, RuleSet, Scratch};
 use sandgate_patterns::compile::compile_rules;
 use sandgate_patterns::emit::{rules_component, ModuleManifest};
 use sandgate_patterns::rules::{RuleSource, Vars};
@@ -314,18 +313,6 @@ fn view<'a>(b: &'a Batch, p: &Packet) -> PacketView<'a> {
     }
 }
 
-fn ip_address(ip: std::net::IpAddr) -> IpAddress {
-    let v6 = match ip {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        std::net::IpAddr::V6(v6) => v6,
-    };
-    let bits = u128::from(v6);
-    IpAddress {
-        hi: (bits >> 64) as u64,
-        lo: bits as u64,
-    }
-}
-
 /// Decode captures into WIT batches of `per_batch` packets, up to `max_bytes`.
 fn capture_batches(pcaps: &[PathBuf], max_bytes: usize, per_batch: usize) -> Result<Vec<Batch>> {
     let mut batches = Vec::new();
@@ -344,39 +331,12 @@ fn capture_batches(pcaps: &[PathBuf], max_bytes: usize, per_batch: usize) -> Res
             let Ok(d) = decode(frame.linktype, &frame.data) else {
                 continue;
             };
-            let Some(l3) = frame.data.get(d.l3.clone()) else {
+            let Some(l3_len) = frame.data.get(d.l3.clone()).map(<[u8]>::len) else {
                 continue;
             };
             let flow = flows.track(&d, frame.timestamp_us);
-            let base = cur.buffer.len();
-            cur.buffer.extend_from_slice(l3);
-            let rel = |abs: usize| (base + abs.saturating_sub(d.l3.start)) as u32;
-            cur.packets.push(Packet {
-                flow_id: flow.flow_id,
-                direction: match flow.direction {
-                    Direction::ToServer => WDirection::ToServer,
-                    Direction::ToClient => WDirection::ToClient,
-                    Direction::Unknown => WDirection::Unknown,
-                },
-                flow_flags: if flow.established {
-                    FLOW_ESTABLISHED
-                } else {
-                    0
-                },
-                ip_version: d.ip_version,
-                protocol: d.protocol,
-                src_addr: ip_address(d.src),
-                dst_addr: ip_address(d.dst),
-                src_port: d.src_port,
-                dst_port: d.dst_port,
-                l3_offset: base as u32,
-                l3_len: l3.len() as u32,
-                l4_offset: rel(d.l4_offset),
-                payload_offset: rel(d.payload.start),
-                payload_len: d.payload.len() as u32,
-                timestamp_us: frame.timestamp_us,
-            });
-            total += l3.len();
+            append_packet(&mut cur, frame.timestamp_us, &frame.data, &d, &flow);
+            total += l3_len;
             if cur.packets.len() == per_batch {
                 batches.push(std::mem::replace(
                     &mut cur,

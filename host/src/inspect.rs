@@ -315,6 +315,45 @@ fn metadata_json(entries: &[String]) -> Option<serde_json::Value> {
     Some(serde_json::Value::Object(map))
 }
 
+/// Append one decoded packet to a WIT batch: its IP bytes to the buffer
+/// and its descriptor (offsets into that buffer) to the packet list.
+/// Returns the descriptor's index. Shared by [`Inspector`] and the
+/// benchmarks, so both hand modules exactly the same batches.
+pub fn append_packet(
+    batch: &mut wt::Batch,
+    timestamp_us: u64,
+    data: &[u8],
+    d: &Decoded,
+    flow: &FlowView,
+) -> usize {
+    let base = batch.buffer.len();
+    let l3 = data.get(d.l3.clone()).unwrap_or(&[]);
+    batch.buffer.extend_from_slice(l3);
+    let rel = |abs: usize| (base + abs.saturating_sub(d.l3.start)) as u32;
+    let mut flags = 0;
+    if flow.established {
+        flags |= sandgate_matcher::FLOW_ESTABLISHED;
+    }
+    batch.packets.push(wt::Packet {
+        flow_id: flow.flow_id,
+        direction: wire_direction(flow.direction),
+        flow_flags: flags,
+        ip_version: d.ip_version,
+        protocol: d.protocol,
+        src_addr: ip_address(d.src),
+        dst_addr: ip_address(d.dst),
+        src_port: d.src_port,
+        dst_port: d.dst_port,
+        l3_offset: base as u32,
+        l3_len: l3.len() as u32,
+        l4_offset: rel(d.l4_offset),
+        payload_offset: rel(d.payload.start),
+        payload_len: d.payload.end.saturating_sub(d.payload.start) as u32,
+        timestamp_us,
+    });
+    batch.packets.len() - 1
+}
+
 fn wire_direction(d: Direction) -> wt::Direction {
     match d {
         Direction::ToServer => wt::Direction::ToServer,
@@ -422,34 +461,8 @@ impl Inspector {
         d: &Decoded,
         flow: &FlowView,
     ) {
-        let base = self.batch.buffer.len();
-        let l3 = data.get(d.l3.clone()).unwrap_or(&[]);
-        self.batch.buffer.extend_from_slice(l3);
-        let rel = |abs: usize| (base + abs.saturating_sub(d.l3.start)) as u32;
-        let payload_len = d.payload.end.saturating_sub(d.payload.start) as u32;
-        let mut flags = 0;
-        if flow.established {
-            flags |= sandgate_matcher::FLOW_ESTABLISHED;
-        }
         let packet_index = self.meta.len() as u32;
-        let entry = self.batch.packets.len();
-        self.batch.packets.push(wt::Packet {
-            flow_id: flow.flow_id,
-            direction: wire_direction(flow.direction),
-            flow_flags: flags,
-            ip_version: d.ip_version,
-            protocol: d.protocol,
-            src_addr: ip_address(d.src),
-            dst_addr: ip_address(d.dst),
-            src_port: d.src_port,
-            dst_port: d.dst_port,
-            l3_offset: base as u32,
-            l3_len: l3.len() as u32,
-            l4_offset: rel(d.l4_offset),
-            payload_offset: rel(d.payload.start),
-            payload_len,
-            timestamp_us,
-        });
+        let entry = append_packet(&mut self.batch, timestamp_us, data, d, flow);
         self.meta.push(PacketMeta {
             number,
             timestamp_us,
