@@ -644,6 +644,21 @@ impl Inspector {
         &self.verdicts
     }
 
+    /// Put `module` in the slot of the module with the same name (returning
+    /// the one it replaces), or append it. Call between batches, after a
+    /// flush: the next batch is the first the new module sees, so no packet
+    /// is skipped or inspected twice by that slot.
+    pub fn replace_module(&mut self, module: ActiveModule) -> Option<ActiveModule> {
+        let name = module.module.name();
+        match self.modules.iter().position(|m| m.module.name() == name) {
+            Some(i) => Some(std::mem::replace(&mut self.modules[i], module)),
+            None => {
+                self.modules.push(module);
+                None
+            }
+        }
+    }
+
     /// Drop per-flow module and reassembly state for flows the flow table
     /// evicted.
     pub fn forget_flows(&mut self, flows: &[u64]) {

@@ -17,6 +17,9 @@
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
+//! - [`update`] is the appliance side of safe updates: the update client,
+//!   the activation pipeline, the last-good store, events and status
+//!   (`sandgate run`, `sandgate status`).
 //! - [`synth`] builds deterministic packets and captures for tests and the
 //!   bundled example capture (`examples/make_capture.rs`).
 //!
@@ -32,3 +35,4 @@ pub mod replay;
 pub mod stream;
 pub mod synth;
 pub mod threshold;
+pub mod update;

@@ -3,16 +3,25 @@
 //! Exit codes: 0 success; 2 error (unreadable or incompatible bundle,
 //! unreadable capture, output failure); 3 the replay ran but some modules of
 //! the bundle were refused (each refusal printed with its reason).
+//!
+//! `run` is the gateway daemon (data plane + update client, see
+//! `sandgate_host::update`); it runs until stopped. `status` prints what a
+//! running daemon reported last in its state directory.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sandgate_host::eve::{alert_table, AlertRecord, EveWriter};
 use sandgate_host::inspect::BatchLimits;
 use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+use sandgate_host::update::daemon::{self, DaemonOptions};
+use sandgate_host::update::plane::{PacketSource, PcapLoop, PlaneConfig};
+use sandgate_host::update::status::Status;
 use sandgate_patterns::bundle::Bundle;
 use sandgate_runtime::{Engine, EngineConfig, FailPolicy};
 
@@ -46,6 +55,54 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         show: usize,
     },
+    /// Run the gateway: inspect traffic and keep the content up to date.
+    Run {
+        /// State directory (last good set, status, telemetry spool).
+        #[arg(long)]
+        state: PathBuf,
+        /// Base URL of the update server (serves index.json, bundles, /telemetry).
+        #[arg(long)]
+        update_url: String,
+        /// The vendor's public key (PEM); only content it signed runs.
+        #[arg(long)]
+        vendor_key: PathBuf,
+        /// This appliance's id (staged rollout, telemetry).
+        #[arg(long)]
+        appliance_id: String,
+        /// Traffic: a capture replayed in a loop.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Packets per second the capture is replayed at (0: unpaced).
+        #[arg(long, default_value_t = 5000)]
+        pps: u64,
+        /// A module fault drops the batch's packets instead of passing them.
+        #[arg(long)]
+        fail_closed: bool,
+        /// Milliseconds between polls of the update server.
+        #[arg(long, default_value_t = 60_000)]
+        poll_ms: u64,
+        /// Seconds a new module runs in shadow beside the active set (0: no shadow run).
+        #[arg(long, default_value_t = 0.0)]
+        shadow_secs: f64,
+        /// Serve Prometheus metrics on this address.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+        /// Bundle to start from when the state directory is empty.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Packets per call into a module.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Show what a running gateway has active: bundle, modules, health, events.
+    Status {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Print status.json as it is.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +117,69 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run {
+            state,
+            update_url,
+            vendor_key,
+            appliance_id,
+            pcap,
+            pps,
+            fail_closed,
+            poll_ms,
+            shadow_secs,
+            metrics_addr,
+            bundle,
+            batch,
+        } => {
+            if batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            if !shadow_secs.is_finite() || shadow_secs < 0.0 {
+                bail!("--shadow-secs must be a non-negative number");
+            }
+            let vendor_key = sandgate_patterns::sign::read_public_key(&vendor_key)?;
+            let source: Option<Box<dyn PacketSource>> = match &pcap {
+                Some(p) => Some(Box::new(
+                    PcapLoop::open(p).with_context(|| format!("reading {}", p.display()))?,
+                )),
+                None => None,
+            };
+            daemon::run(DaemonOptions {
+                state,
+                update_url,
+                vendor_key,
+                appliance_id,
+                source,
+                policy: if fail_closed {
+                    FailPolicy::FailClosed
+                } else {
+                    FailPolicy::FailOpen
+                },
+                poll: Duration::from_millis(poll_ms.max(10)),
+                shadow: Duration::from_secs_f64(shadow_secs),
+                metrics_addr,
+                initial: bundle,
+                plane: PlaneConfig {
+                    batch: BatchLimits {
+                        packets: batch,
+                        ..BatchLimits::default()
+                    },
+                    pps,
+                    ..PlaneConfig::default()
+                },
+                engine: EngineConfig::default(),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { state, json } => {
+            let status = Status::read(&state)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             bundle,
             pcap,

@@ -94,14 +94,27 @@ impl Engine {
     /// compile, link, export type check (no code run yet), instantiate and
     /// call `describe` under the fuel and memory caps, validate its answer.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
+        self.load_with(name, bytes, &|engine| {
+            Component::new(engine, bytes).map_err(|e| LoadError::Compile {
+                module: name.to_string(),
+                detail: format!("{e:#}"),
+            })
+        })
+    }
+
+    /// [`Engine::load`] with the compile step supplied by the caller (the
+    /// precompiled-artifact cache); every check still runs on `bytes`.
+    pub(crate) fn load_with(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        compile: &dyn Fn(&wasmtime::Engine) -> Result<Component, LoadError>,
+    ) -> Result<LoadedModule, LoadError> {
         let inner = &*self.inner;
         let offered = &inner.config.interfaces;
         let inventory = check::scan(name, bytes, &inner.config.limits)?;
         let inspector_version = check::gate(name, &inventory, offered)?;
-        let component = Component::new(&inner.engine, bytes).map_err(|e| LoadError::Compile {
-            module: name.to_string(),
-            detail: format!("{e:#}"),
-        })?;
+        let component = compile(&inner.engine)?;
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| {
             check::link_error(
                 name,

@@ -8,6 +8,7 @@
 //! | module | what lives there |
 //! | --- | --- |
 //! | [`config`] | [`EngineConfig`], [`Limits`], [`PoolConfig`], [`FailPolicy`], [`QuarantineConfig`]: every knob, with defaults |
+//! | [`cache`] | [`ArtifactCache`]: precompiled components keyed by the engine's compatibility hash |
 //! | [`check`] | the load-time check (size, parse, version gates, allow-list, export types) |
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
 //! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
@@ -34,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 pub mod check;
 pub mod config;
 mod counters;
@@ -46,6 +48,7 @@ mod module;
 pub mod testkit;
 pub mod version;
 
+pub use cache::{ArtifactCache, CacheOutcome};
 pub use check::MANIFEST_SECTION;
 pub use config::{EngineConfig, FailPolicy, Limits, PoolConfig, QuarantineConfig};
 pub use counters::{FaultCounters, FaultCounts};
