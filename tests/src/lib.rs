@@ -7,10 +7,14 @@
 //! `hostile.rs` (the hostile-module corpus of [`hostile`]: containment,
 //! quarantine, rollback, memory after faults),
 //! `wit_frozen.rs` (released interfaces never change),
+//! `updates.rs` (the appliance's update daemon against the loopback
+//! [`update_server`]: refused bundles, per-module activation, rollback,
+//! crashes mid-activation),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
 //! and judged by [`verify`]; writes `CONFORMANCE.md`).
 
 pub mod hostile;
+pub mod update_server;
 pub mod verify;
 
 use std::collections::BTreeMap;
