@@ -18,9 +18,130 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sandgate_host::update::status::Status;
-use sandgate_patterns::bundle::{sha256_hex, Bundle};
+use sandgate_patterns::bundle::{sha256_hex, Bundle, ModuleEntry};
 use sandgate_patterns::index::{Index, IndexEntry, IndexVariant, INDEX_FORMAT};
 use sandgate_patterns::sign::{KeyId, PrivateKey};
+use sandgate_patterns::vectors::{expectation, AlertCounts, ExpectedAlert};
+use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
+
+use crate::{build_bundle, engine, example_pcap, example_rules, run_replay};
+
+/// The example rules as module `ips-rules` (compiled once).
+pub fn rules_module() -> (ModuleEntry, Vec<u8>) {
+    static RULES: OnceLock<(ModuleEntry, Vec<u8>)> = OnceLock::new();
+    RULES
+        .get_or_init(|| {
+            let report = build_bundle(&[example_rules()]).expect("example rules compile");
+            (
+                report.bundle.manifest.modules[0].clone(),
+                report.bundle.modules[0].clone(),
+            )
+        })
+        .clone()
+}
+
+pub fn entry(id: &str, version: &str, interface: &str) -> ModuleEntry {
+    ModuleEntry {
+        id: id.into(),
+        version: version.into(),
+        kind: "ips".into(),
+        interface: interface.into(),
+        rules: 4,
+        sha256: String::new(),
+        offset: 0,
+        len: 0,
+    }
+}
+
+/// A testkit module reporting rule 0 (sid 1000) on payloads containing
+/// `needle`.
+pub fn watch(id: &str, version: &str, needle: &[u8]) -> (ModuleEntry, Vec<u8>) {
+    let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::MatchBytes {
+        needle: needle.to_vec(),
+        rule: 0,
+    }))
+    .expect("testkit");
+    (entry(id, version, "1.0.0"), bytes)
+}
+
+/// A module that behaves for its first `calls` non-empty batches, then
+/// traps on every call (the count lives in flow state, which survives
+/// restarts of the instance). Passes the self-test, faults on live traffic.
+pub fn faults_later(id: &str, version: &str, calls: u32) -> (ModuleEntry, Vec<u8>) {
+    let counter = "(i64.const -1)";
+    let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::Wat(format!(
+        "(if (local.get $n) (then
+      (local.set $x (call $flow_get_u8 {counter}))
+      (if (i32.ge_u (local.get $x) (i32.const {calls})) (then unreachable))
+      (drop (call $flow_set_u8 {counter} (i32.add (local.get $x) (i32.const 1))))
+      (call $hit (i32.const 0) (i32.const 0))))"
+    ))))
+    .expect("testkit");
+    (entry(id, version, "1.0.0"), bytes)
+}
+
+/// A module built for interface 2.0.0, which this engine (1.0.0) lacks.
+pub fn newer_interface() -> Vec<u8> {
+    testkit::ips_component(&IpsOptions {
+        version: "2.0.0".into(),
+        ..IpsOptions::default()
+    })
+    .expect("testkit")
+}
+
+/// What a module reports on the example capture: its test-vector
+/// expectation, recorded like `sandgate-patc build --vectors`.
+pub fn recorded(id: &str, bytes: &[u8]) -> Vec<ExpectedAlert> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Vec<ExpectedAlert>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = sha256_hex(bytes);
+    if let Some(e) = cache.lock().expect("cache").get(&key) {
+        return e.clone();
+    }
+    let module = engine().load(id, bytes).expect("module loads");
+    let out = run_replay(&[module], &example_pcap(), &Default::default()).expect("replay");
+    assert!(
+        out.modules.iter().all(|m| m.faults.is_empty()),
+        "{id} faulted while recording"
+    );
+    let mut counts = AlertCounts::new();
+    for a in &out.alerts {
+        *counts.entry(a.signature_id).or_default() += 1;
+    }
+    let e = expectation(&counts);
+    cache.lock().expect("cache").insert(key, e.clone());
+    e
+}
+
+/// A bundle of `modules`, each with the example capture as its test
+/// vectors (expectations recorded; `wrong_vectors` names modules whose
+/// expectation is falsified), signed with `key` if given.
+pub fn bundle(
+    version: u64,
+    modules: Vec<(ModuleEntry, Vec<u8>)>,
+    key: Option<&PrivateKey>,
+    wrong_vectors: &[&str],
+) -> Bundle {
+    let pcap = std::fs::read(example_pcap()).expect("example capture");
+    let mut b = Bundle::new(version, 1_700_000_000 + version, modules.clone());
+    for (e, bytes) in &modules {
+        if e.interface != "1.0.0" {
+            continue;
+        }
+        let mut expect = recorded(&e.id, bytes);
+        if wrong_vectors.contains(&e.id.as_str()) {
+            expect.push(ExpectedAlert {
+                sid: 4242,
+                count: 1,
+            });
+        }
+        b.set_vectors(&e.id, pcap.clone(), expect);
+    }
+    if let Some(k) = key {
+        b.sign(k);
+    }
+    b
+}
 
 #[derive(Default)]
 struct Shared {
@@ -236,29 +357,34 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The `sandgate` binary, built once per test process (cargo builds only
-/// this crate's targets for `cargo test -p sandgate-tests`).
+/// The `sandgate` binary of the running test's (or bench's) profile, built
+/// once per process: `cargo test -p sandgate-tests` builds only this
+/// crate's targets, and cargo releases its build lock before running them.
 pub fn sandgate_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            // target/<profile>/deps/<test> or target/<profile>/<bench>
+            let exe = std::env::current_exe().unwrap_or_default();
+            let profile_dir = exe
+                .ancestors()
+                .skip(1)
+                .find(|d| d.file_name().is_some_and(|n| n != "deps"))
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-q", "-p", "sandgate-host", "--bin", "sandgate"])
-                .current_dir(crate::repo_root())
-                .status();
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "sandgate-host", "--bin", "sandgate"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.current_dir(crate::repo_root()).status();
             assert!(
                 status.as_ref().is_ok_and(|s| s.success()),
                 "building the sandgate binary failed: {status:?}"
             );
-            // target/debug/deps/<test> → target/debug/sandgate
-            let exe = std::env::current_exe().unwrap_or_default();
-            let dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            dir.join(format!("sandgate{}", std::env::consts::EXE_SUFFIX))
+            profile_dir.join(format!("sandgate{}", std::env::consts::EXE_SUFFIX))
         })
         .clone()
 }

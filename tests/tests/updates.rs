@@ -8,137 +8,20 @@
 //! that traffic kept flowing (packet and alert counters advance through
 //! the update), and which events were logged, counted and reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use sandgate_host::update::status::Status;
-use sandgate_patterns::bundle::{sha256_hex, Bundle, ModuleEntry};
+use sandgate_patterns::bundle::{sha256_hex, Bundle};
 use sandgate_patterns::sign::{self, PrivateKey};
-use sandgate_patterns::vectors::{expectation, AlertCounts, ExpectedAlert};
-use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
-use sandgate_tests::update_server::{sandgate_binary, Appliance, UpdateServer};
-use sandgate_tests::{build_bundle, engine, example_pcap, example_rules, run_replay};
+use sandgate_tests::example_pcap;
+use sandgate_tests::update_server::{
+    bundle, entry, faults_later, newer_interface, rules_module, sandgate_binary, watch, Appliance,
+    UpdateServer,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The example rules as module `ips-rules` (compiled once).
-fn rules_module() -> (ModuleEntry, Vec<u8>) {
-    static RULES: OnceLock<(ModuleEntry, Vec<u8>)> = OnceLock::new();
-    RULES
-        .get_or_init(|| {
-            let report = build_bundle(&[example_rules()]).expect("example rules compile");
-            (
-                report.bundle.manifest.modules[0].clone(),
-                report.bundle.modules[0].clone(),
-            )
-        })
-        .clone()
-}
-
-fn entry(id: &str, version: &str, interface: &str) -> ModuleEntry {
-    ModuleEntry {
-        id: id.into(),
-        version: version.into(),
-        kind: "ips".into(),
-        interface: interface.into(),
-        rules: 4,
-        sha256: String::new(),
-        offset: 0,
-        len: 0,
-    }
-}
-
-/// A testkit module reporting rule 0 (sid 1000) on payloads containing
-/// `needle`.
-fn watch(id: &str, version: &str, needle: &[u8]) -> (ModuleEntry, Vec<u8>) {
-    let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::MatchBytes {
-        needle: needle.to_vec(),
-        rule: 0,
-    }))
-    .expect("testkit");
-    (entry(id, version, "1.0.0"), bytes)
-}
-
-/// A module that behaves for its first `calls` non-empty batches, then
-/// traps on every call (the count lives in flow state, which survives
-/// restarts of the instance). Passes the self-test, faults on live traffic.
-fn faults_later(id: &str, version: &str, calls: u32) -> (ModuleEntry, Vec<u8>) {
-    let counter = "(i64.const -1)";
-    let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::Wat(format!(
-        "(if (local.get $n) (then
-      (local.set $x (call $flow_get_u8 {counter}))
-      (if (i32.ge_u (local.get $x) (i32.const {calls})) (then unreachable))
-      (drop (call $flow_set_u8 {counter} (i32.add (local.get $x) (i32.const 1))))
-      (call $hit (i32.const 0) (i32.const 0))))"
-    ))))
-    .expect("testkit");
-    (entry(id, version, "1.0.0"), bytes)
-}
-
-/// A module built for interface 2.0.0, which this engine (1.0.0) lacks.
-fn newer_interface() -> Vec<u8> {
-    testkit::ips_component(&IpsOptions {
-        version: "2.0.0".into(),
-        ..IpsOptions::default()
-    })
-    .expect("testkit")
-}
-
-/// What a module reports on the example capture: its test-vector
-/// expectation, recorded like `sandgate-patc build --vectors`.
-fn recorded(id: &str, bytes: &[u8]) -> Vec<ExpectedAlert> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Vec<ExpectedAlert>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = sha256_hex(bytes);
-    if let Some(e) = cache.lock().expect("cache").get(&key) {
-        return e.clone();
-    }
-    let module = engine().load(id, bytes).expect("module loads");
-    let out = run_replay(&[module], &example_pcap(), &Default::default()).expect("replay");
-    assert!(
-        out.modules.iter().all(|m| m.faults.is_empty()),
-        "{id} faulted while recording"
-    );
-    let mut counts = AlertCounts::new();
-    for a in &out.alerts {
-        *counts.entry(a.signature_id).or_default() += 1;
-    }
-    let e = expectation(&counts);
-    cache.lock().expect("cache").insert(key, e.clone());
-    e
-}
-
-/// A bundle of `modules`, each with the example capture as its test
-/// vectors (expectations recorded; `wrong_vectors` names modules whose
-/// expectation is falsified), signed with `key` if given.
-fn bundle(
-    version: u64,
-    modules: Vec<(ModuleEntry, Vec<u8>)>,
-    key: Option<&PrivateKey>,
-    wrong_vectors: &[&str],
-) -> Bundle {
-    let pcap = std::fs::read(example_pcap()).expect("example capture");
-    let mut b = Bundle::new(version, 1_700_000_000 + version, modules.clone());
-    for (e, bytes) in &modules {
-        if e.interface != "1.0.0" {
-            continue;
-        }
-        let mut expect = recorded(&e.id, bytes);
-        if wrong_vectors.contains(&e.id.as_str()) {
-            expect.push(ExpectedAlert {
-                sid: 4242,
-                count: 1,
-            });
-        }
-        b.set_vectors(&e.id, pcap.clone(), expect);
-    }
-    if let Some(k) = key {
-        b.sign(k);
-    }
-    b
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -220,12 +103,37 @@ fn rules_alerts(s: &Status) -> u64 {
     s.traffic.alerts_by_sid.get(&1000002).copied().unwrap_or(0)
 }
 
-/// Traffic keeps flowing: packets and the example rules' alerts advance.
+/// Packets in the example capture, replayed in a loop.
+const EXAMPLE_PACKETS: u64 = 387;
+
+/// How often packet 14 (the one sid 1000002 alerts on) went by in the
+/// first `packets` packets of the loop.
+fn passes_over_packet_14(packets: u64) -> u64 {
+    packets / EXAMPLE_PACKETS + u64::from(packets % EXAMPLE_PACKETS >= 14)
+}
+
+/// Traffic keeps flowing: packets and the example rules' alerts advance,
+/// and the rules alerted exactly once per pass over their packet — so
+/// across swaps no packet was lost or inspected twice.
 fn assert_traffic_flows(app: &Appliance, what: &str) {
     let before = app.status().expect("status");
-    app.wait_for(what, WAIT, |s| {
+    let after = app.wait_for(what, WAIT, |s| {
         s.traffic.packets > before.traffic.packets + 200 && rules_alerts(s) > rules_alerts(&before)
     });
+    assert_each_packet_once(&before, &after, what);
+}
+
+/// Between two statuses the unchanged example rules alerted exactly once
+/// per pass over packet 14.
+fn assert_each_packet_once(before: &Status, after: &Status, what: &str) {
+    assert_eq!(
+        rules_alerts(after) - rules_alerts(before),
+        passes_over_packet_14(after.traffic.packets)
+            - passes_over_packet_14(before.traffic.packets),
+        "{what}: sid 1000002 alerts once per pass ({} -> {} packets)",
+        before.traffic.packets,
+        after.traffic.packets
+    );
 }
 
 fn sandgate_status(state: &std::path::Path) -> String {
@@ -300,7 +208,10 @@ fn refused_bundles_leave_the_running_set_and_the_traffic_untouched() {
     // The same bundle, whole: activated; only the changed module swaps.
     let before = app.status().expect("status");
     f.server.serve_whole("bundle-4.sgb");
-    let s = app.wait_for("bundle 4 active", WAIT, |s| s.bundle_version == 4);
+    let s = app.wait_for("bundle 4 active", WAIT, |s| {
+        s.bundle_version == 4 && s.traffic.packets > before.traffic.packets + 2 * EXAMPLE_PACKETS
+    });
+    assert_each_packet_once(&before, &s, "across the swap to bundle 4");
     assert_eq!(module(&s, "watch").map(|m| m.version.as_str()), Some("4"));
     assert_eq!(
         module(&s, "ips-rules").map(|m| m.bundle_version),

@@ -24,7 +24,8 @@ use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
 use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict};
 
-use super::events::PlaneCounters;
+use super::events::{log_line, PlaneCounters};
+use serde_json::json;
 
 /// What a source yields next.
 pub enum Next {
@@ -226,6 +227,9 @@ impl Plane {
             .map(ActiveModule::fault_count)
             .collect();
         let mut rolled: Vec<bool> = vec![false; self.inspector.modules.len()];
+        // Whether the slot's current module has faulted yet (logged once).
+        let mut faulted: Vec<bool> = vec![false; self.inspector.modules.len()];
+        let mut last_expire_us = 0u64;
         let mut shadow: Option<Shadow> = None;
         let started = Instant::now();
         let mut paced: u64 = 0;
@@ -256,10 +260,27 @@ impl Plane {
                 let view = flows.track(&d, frame.timestamp_us);
                 self.inspector
                     .push(frame.number, frame.timestamp_us, &frame.data, &d, &view);
+                // Idle flows go once a second of packet time, as in replay.
+                if frame.timestamp_us.saturating_sub(last_expire_us) > 1_000_000 {
+                    last_expire_us = frame.timestamp_us;
+                    let gone = flows.expire(frame.timestamp_us);
+                    if !gone.is_empty() {
+                        self.flush(&mut alerts, &mut snap, &mut shadow);
+                        self.inspector.forget_flows(&gone);
+                    }
+                }
             }
             self.flush(&mut alerts, &mut snap, &mut shadow);
-            // Reports: quarantine/rollback events and fault bursts.
+            // Reports: first faults, quarantine/rollback events, fault bursts.
             for (i, m) in self.inspector.modules.iter().enumerate() {
+                if !faulted[i] && m.fault_count() > 0 {
+                    faulted[i] = true;
+                    log_line(
+                        "first_fault",
+                        json!({"module": m.module.name(),
+                               "fault": m.last_fault.as_ref().map(ToString::to_string)}),
+                    );
+                }
                 for e in m.events.iter().skip(seen_events[i]) {
                     if matches!(e, ModuleEvent::RolledBack { .. }) {
                         rolled[i] = true;
@@ -313,11 +334,13 @@ impl Plane {
                             }
                             match at {
                                 Some(i) => {
+                                    faulted[i] = false;
                                     seen_events[i] = 0;
                                     reported_faults[i] = 0;
                                     rolled[i] = false;
                                 }
                                 None => {
+                                    faulted.push(false);
                                     seen_events.push(0);
                                     reported_faults.push(0);
                                     rolled.push(false);
