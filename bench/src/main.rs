@@ -10,7 +10,10 @@
 //! - the example rules and (when `../shared/data` is present) the compilable
 //!   part of ET Open, in wasm under fuel vs the same matcher natively;
 //! - compile and load times of those rule sets;
-//! - end-to-end replay of the example capture.
+//! - end-to-end replay of the example capture;
+//! - updates (`update.rs`): index change to active set, swap pause, rollback.
+
+mod update;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,6 +44,13 @@ struct Args {
     /// Bytes of shared captures to use for the real-traffic rows.
     #[arg(long, default_value_t = 20_000_000)]
     corpus_bytes: usize,
+    /// Updates to time on the running daemon (0 skips the update rows).
+    #[arg(long, default_value_t = 10)]
+    updates: usize,
+    /// Only the update rows (printed; never written to BENCHMARKS.md's
+    /// generated section alone).
+    #[arg(long)]
+    updates_only: bool,
 }
 
 struct Row {
@@ -82,6 +92,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let engine = Engine::new(EngineConfig::default()).context("engine")?;
     let mut rows = Vec::new();
+    if args.updates_only {
+        for (name, value) in update::rows(args.updates, 3)? {
+            rows.push(row(name, value));
+        }
+        print!("{}", render(&rows));
+        return Ok(());
+    }
 
     call_overhead(&engine, args.seconds, &mut rows)?;
 
@@ -112,6 +129,12 @@ fn main() -> Result<()> {
         )?;
     } else {
         rows.push(row("ET Open rows", "skipped: ../shared/data not present"));
+    }
+
+    if args.updates > 0 {
+        for (name, value) in update::rows(args.updates, 3)? {
+            rows.push(row(name, value));
+        }
     }
 
     let table = render(&rows);
