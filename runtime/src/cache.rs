@@ -115,3 +115,46 @@ impl ArtifactCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, InspectBody, IpsOptions};
+    use crate::EngineConfig;
+
+    #[test]
+    fn a_second_load_is_a_cache_hit_and_a_damaged_artifact_is_recompiled() {
+        let dir = std::env::temp_dir().join(format!(
+            "sandgate-cache-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let engine = Engine::new(EngineConfig::default()).expect("engine");
+        let bytes = testkit::ips_component(&IpsOptions::inspect(InspectBody::Hits(vec![(0, 1)])))
+            .expect("testkit");
+        let cache = ArtifactCache::new(&dir);
+        let (_, first) = cache.load(&engine, "m", &bytes).expect("load");
+        assert_eq!(first, CacheOutcome::Compiled);
+        let (m, second) = cache.load(&engine, "m", &bytes).expect("load");
+        assert_eq!(second, CacheOutcome::Hit);
+        let batch = testkit::batch(&[(1, b"x")]);
+        let hits = m
+            .instantiate()
+            .expect("instance")
+            .inspect(&batch)
+            .expect("inspect");
+        assert_eq!(hits.len(), 1, "the cached module runs");
+        // A damaged artifact is not trusted blindly: recompiled.
+        for e in std::fs::read_dir(&dir).expect("cache dir").flatten() {
+            std::fs::write(e.path(), b"not an artifact").expect("damage");
+        }
+        let (_, third) = cache.load(&engine, "m", &bytes).expect("load");
+        assert_eq!(third, CacheOutcome::Compiled);
+        // The load check still runs on the component bytes, cache or not.
+        let wrong = testkit::wrong_major().expect("testkit");
+        assert!(cache.load(&engine, "bad", &wrong).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
