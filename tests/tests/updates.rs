@@ -580,3 +580,52 @@ fn killed_mid_activation_the_host_restarts_on_a_complete_set() {
         expected_old = expected_new;
     }
 }
+
+#[test]
+fn a_shadow_run_on_live_traffic_stops_a_module_that_would_fault() {
+    let f = Fixture::new();
+    let v1 = bundle(
+        1,
+        vec![rules_module(), watch("watch", "1", b"uid=0")],
+        Some(&f.key),
+        &[],
+    );
+    let app = f.start(&[
+        "--shadow-secs",
+        "1",
+        "--bundle",
+        &f.initial(&v1).display().to_string(),
+    ]);
+    app.wait_for("bundle 1 active", WAIT, |s| {
+        s.bundle_version == 1 && s.modules.len() == 2
+    });
+    // Bundle 2 carries only `watch`, in a version that passes its
+    // self-test but faults from its 21st call: the shadow run sees it.
+    // `ips-rules`, absent from the bundle, is not withdrawn: it keeps running.
+    let v2 = bundle(2, vec![faults_later("watch", "2", 20)], Some(&f.key), &[]);
+    f.server.publish(&v2, &f.key, &["1.0.0"]);
+    let s = app.wait_for("bundle 2 processed", WAIT, |s| s.bundle_version == 2);
+    assert!(
+        has_event(&s, "module_rejected", "shadow run:"),
+        "{}",
+        s.render()
+    );
+    assert_eq!(
+        running(&s),
+        BTreeMap::from([
+            ("ips-rules".to_string(), (rules_module().0.version, 1)),
+            ("watch".to_string(), ("1".to_string(), 1)),
+        ])
+    );
+    assert!(s.modules.iter().all(|m| m.health == "healthy"));
+    assert_traffic_flows(&app, "after the shadow run");
+    // A sound module passes its shadow run and is activated.
+    let v3 = bundle(3, vec![watch("watch", "3", b"GET ")], Some(&f.key), &[]);
+    f.server.publish(&v3, &f.key, &["1.0.0"]);
+    let s = app.wait_for("bundle 3 active", WAIT, |s| s.bundle_version == 3);
+    assert_eq!(module(&s, "watch").map(|m| m.version.as_str()), Some("3"));
+    assert!(app
+        .log()
+        .iter()
+        .any(|l| l.contains("\"step\":\"shadowed\"") && l.contains("\"faults\":0")));
+}
