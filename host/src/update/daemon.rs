@@ -326,7 +326,8 @@ async fn plane_event(events: &Arc<Events>, activator: &Arc<Mutex<Activator>>, ev
                 version,
                 Some(&module),
                 format!(
-                    "{faults} faults since the last report (last: {})",
+                    "{faults} faults within {} ms (last: {})",
+                    super::plane::BURST_PERIOD.as_millis(),
                     last_fault.as_deref().unwrap_or("-")
                 ),
             );

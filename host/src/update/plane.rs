@@ -27,6 +27,12 @@ use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict}
 use super::events::{log_line, PlaneCounters};
 use serde_json::json;
 
+/// How often fault counts are checked for a burst.
+pub const BURST_PERIOD: Duration = Duration::from_millis(500);
+/// After a burst report, a slot stays quiet this long (its faults are
+/// still counted in the metrics).
+pub const BURST_QUIET: Duration = Duration::from_secs(10);
+
 /// What a source yields next.
 pub enum Next {
     /// `frame` holds a packet.
@@ -138,7 +144,7 @@ pub enum PlaneMsg {
 pub enum PlaneEvent {
     /// A slot was quarantined or rolled back.
     Module(ModuleEvent),
-    /// A module faulted `faults` times since the last report.
+    /// A module faulted `faults` times within one [`BURST_PERIOD`].
     FaultBurst {
         module: String,
         faults: u64,
@@ -180,7 +186,7 @@ pub struct PlaneConfig {
     pub batch: BatchLimits,
     /// Packets per second the source is paced to (0: as fast as possible).
     pub pps: u64,
-    /// Faults within one report period that make a [`PlaneEvent::FaultBurst`].
+    /// Faults within one [`BURST_PERIOD`] that make a [`PlaneEvent::FaultBurst`].
     pub burst_faults: u64,
 }
 
@@ -234,6 +240,8 @@ impl Plane {
         let started = Instant::now();
         let mut paced: u64 = 0;
         let mut last_burst_check = Instant::now();
+        // A slot reports at most one burst per BURST_QUIET.
+        let mut quiet_until: Vec<Instant> = vec![Instant::now(); self.inspector.modules.len()];
         loop {
             let mut idle = false;
             while !self.inspector.is_full() {
@@ -289,7 +297,7 @@ impl Plane {
                 }
                 seen_events[i] = m.events.len();
             }
-            if last_burst_check.elapsed() >= Duration::from_millis(500) {
+            if last_burst_check.elapsed() >= BURST_PERIOD {
                 last_burst_check = Instant::now();
                 for (i, m) in self.inspector.modules.iter().enumerate() {
                     let now = m.fault_count();
@@ -300,7 +308,8 @@ impl Plane {
                             .get_or_create(&vec![("module".into(), m.module.name().into())])
                             .inc_by(new);
                     }
-                    if new >= self.config.burst_faults {
+                    if new >= self.config.burst_faults && Instant::now() >= quiet_until[i] {
+                        quiet_until[i] = Instant::now() + BURST_QUIET;
                         let _ = self.events.send(PlaneEvent::FaultBurst {
                             module: m.module.name().to_string(),
                             faults: new,
@@ -337,12 +346,14 @@ impl Plane {
                                     faulted[i] = false;
                                     seen_events[i] = 0;
                                     reported_faults[i] = 0;
+                                    quiet_until[i] = Instant::now();
                                     rolled[i] = false;
                                 }
                                 None => {
                                     faulted.push(false);
                                     seen_events.push(0);
                                     reported_faults.push(0);
+                                    quiet_until.push(Instant::now());
                                     rolled.push(false);
                                 }
                             }
