@@ -7,7 +7,8 @@
 //!   of it after the download (verify, load, self-test, swap, commit);
 //! - swap pause: how long the data-plane thread stalls applying a swap;
 //! - rollback: from a module's first fault on live traffic to its last
-//!   good version being active (the `rolled_back` event).
+//!   good version being active (the `rolled_back` event);
+//! - first boot (compile) and restart (precompiled artifacts) times.
 //!
 //! Times come from the daemon's own log lines (`unix_ms`, `pause_us`).
 
@@ -106,10 +107,13 @@ pub fn rows(updates: usize, rollbacks: usize) -> Result<Vec<(String, String)>> {
         initial.display().to_string(),
     ]
     .into();
-    let app = Appliance::spawn(&dir.path().join("state"), &args)?;
+    let state = dir.path().join("state");
+    let app = Appliance::spawn(&state, &args)?;
     app.wait_for("bundle 1", WAIT, |s| {
         s.bundle_version == 1 && s.traffic.packets > 0
     });
+    let verified = ms(&line_after(&app, 0, |v| v["step"] == "verified")?);
+    let first_ms = ms(&line_after(&app, 0, |v| v["step"] == "persisted")?).saturating_sub(verified);
 
     let needles: [&[u8]; 2] = [b"GET ", b"HTTP"];
     let (mut total, mut pipeline, mut pause) = (Vec::new(), Vec::new(), Vec::new());
@@ -171,6 +175,15 @@ pub fn rows(updates: usize, rollbacks: usize) -> Result<Vec<(String, String)>> {
     let status = app
         .status()
         .ok_or_else(|| anyhow!("no status from the daemon"))?;
+    // A restart loads the last good set with precompiled artifacts.
+    drop(app);
+    let t = std::time::Instant::now();
+    let app = Appliance::spawn(&state, &args)?;
+    app.wait_for("restart", WAIT, |s| {
+        s.modules.len() == 2 && s.traffic.batches > 0
+    });
+    let restart_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(app);
     let q = sandgate_runtime::QuarantineConfig::default();
     Ok(vec![
         (
@@ -185,6 +198,14 @@ pub fn rows(updates: usize, rollbacks: usize) -> Result<Vec<(String, String)>> {
         (
             "update: swap pause (data-plane stall)".into(),
             summary(pause, "µs"),
+        ),
+        (
+            "first boot: verify + activate example rules and one module (compile)".into(),
+            format!("{first_ms} ms"),
+        ),
+        (
+            "restart: spawn -> last good set inspecting (cached artifacts)".into(),
+            format!("{restart_ms:.0} ms"),
         ),
         (
             format!(
