@@ -145,7 +145,7 @@ impl Status {
         for e in &self.recent_events {
             out.push_str(&format!(
                 "  {} {:<16} {}{}{}\n",
-                e.unix_ms,
+                crate::eve::EveTimestamp(e.unix_ms.saturating_mul(1000)),
                 e.kind.label(),
                 e.bundle_version
                     .map(|v| format!("bundle {v} "))
