@@ -629,3 +629,34 @@ fn a_shadow_run_on_live_traffic_stops_a_module_that_would_fault() {
         .iter()
         .any(|l| l.contains("\"step\":\"shadowed\"") && l.contains("\"faults\":0")));
 }
+
+#[test]
+fn bad_arguments_are_errors_naming_the_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-key.pem");
+    let out = std::process::Command::new(sandgate_binary())
+        .args([
+            "run",
+            "--update-url",
+            "http://127.0.0.1:9",
+            "--appliance-id",
+            "a",
+        ])
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--vendor-key")
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-key.pem"), "{err}");
+    let out = std::process::Command::new(sandgate_binary())
+        .args(["status", "--state"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("status.json"), "{err}");
+}

@@ -99,6 +99,17 @@ impl Store {
             let perms = std::fs::Permissions::from_mode(0o700);
             std::fs::set_permissions(dir, perms).map_err(|e| UpdateError::io(dir, e))?;
         }
+        // Leftovers of a crash: temporary files and self-test captures.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with(".vectors-")
+                    || (name.starts_with('.') && name.ends_with(".tmp"))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(Store {
             dir: dir.to_path_buf(),
         })
