@@ -149,6 +149,8 @@ struct Shared {
     /// File name → bytes sent before the connection is cut.
     cut: HashMap<String, usize>,
     unreachable: bool,
+    /// Staged rollout written into the next published index.
+    rollout: Option<u8>,
     telemetry: Vec<serde_json::Value>,
     gets: Vec<String>,
 }
@@ -216,6 +218,11 @@ impl UpdateServer {
         lock(&self.shared).unreachable = on;
     }
 
+    /// Indexes published from now on carry this staged rollout percentage.
+    pub fn set_rollout(&self, percent: Option<u8>) {
+        lock(&self.shared).rollout = percent;
+    }
+
     /// Every event received on `/telemetry`, in arrival order.
     pub fn telemetry(&self) -> Vec<serde_json::Value> {
         lock(&self.shared).telemetry.clone()
@@ -261,7 +268,9 @@ impl UpdateServer {
             created_unix: bundle.manifest.created_unix,
             published_unix: bundle.manifest.created_unix,
             key_id: KeyId::of(&key.verifying_key()).to_string(),
-            rollout: None,
+            rollout: lock(&self.shared)
+                .rollout
+                .map(|percent| sandgate_patterns::index::Rollout { percent }),
             entries: vec![IndexEntry {
                 interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
                 engines: vec![format!("test engine [{}]", interfaces.join(", "))],

@@ -660,3 +660,27 @@ fn bad_arguments_are_errors_naming_the_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("status.json"), "{err}");
 }
+
+#[test]
+fn a_staged_rollout_that_leaves_this_appliance_out_is_not_taken() {
+    let f = Fixture::new();
+    let v1 = bundle(1, vec![watch("watch", "1", b"uid=0")], Some(&f.key), &[]);
+    let app = f.start(&["--bundle", &f.initial(&v1).display().to_string()]);
+    app.wait_for("bundle 1 active", WAIT, |s| s.bundle_version == 1);
+    let v2 = bundle(2, vec![watch("watch", "2", b"GET ")], Some(&f.key), &[]);
+    f.server.set_rollout(Some(0));
+    f.server.publish(&v2, &f.key, &["1.0.0"]);
+    let line = app.wait_line(WAIT, |l| l.contains("\"log\":\"rollout\""));
+    let line = line.expect("the rollout decision is logged");
+    assert!(line.contains("\"selected\":false"), "{line}");
+    // Polls go on (every 100 ms); the bundle stays out.
+    std::thread::sleep(Duration::from_millis(500));
+    let s = app.status().expect("status");
+    assert_eq!(s.bundle_version, 1);
+    assert_eq!(module(&s, "watch").map(|m| m.version.as_str()), Some("1"));
+    // The vendor widens the rollout to everyone: taken.
+    f.server.set_rollout(Some(100));
+    f.server.publish(&v2, &f.key, &["1.0.0"]);
+    let s = app.wait_for("bundle 2 active", WAIT, |s| s.bundle_version == 2);
+    assert_eq!(module(&s, "watch").map(|m| m.version.as_str()), Some("2"));
+}
