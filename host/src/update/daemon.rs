@@ -75,21 +75,21 @@ pub fn run(opts: DaemonOptions) -> Result<(), UpdateError> {
         opts.policy,
         opts.shadow,
     );
+    let running: Vec<String> = activator
+        .state
+        .modules
+        .values()
+        .map(|s| format!("{} {}", s.current.id, s.current.version))
+        .collect();
     events.emit(
         EventKind::Started,
         Some(activator.state.bundle_version),
         None,
-        format!(
-            "{} modules from the state directory: {}",
-            active.len(),
-            activator
-                .state
-                .modules
-                .values()
-                .map(|s| format!("{} {}", s.current.id, s.current.version))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        if running.is_empty() {
+            "no last good set in the state directory".to_string()
+        } else {
+            format!("last good set: {}", running.join(", "))
+        },
     );
     let published = activator.published.clone();
     let snapshot = Arc::new(Mutex::new(PlaneSnapshot::default()));
