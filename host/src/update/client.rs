@@ -15,6 +15,9 @@ use sandgate_patterns::sign::PublicKey;
 
 use super::UpdateError;
 
+/// Largest `index.json` the client reads.
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+
 /// What one poll found.
 pub enum Poll {
     /// The index names no newer bundle.
@@ -75,13 +78,15 @@ impl Client {
         format!("{}/{name}", self.base)
     }
 
-    async fn get(&self, name: &str) -> Result<Vec<u8>, UpdateError> {
+    /// GET `base/name`, refusing bodies over `limit` bytes (a server cannot
+    /// make the appliance buffer more than the signed index announced).
+    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, UpdateError> {
         let url = self.url(name);
         let err = |detail: String| UpdateError::Http {
             url: url.clone(),
             detail,
         };
-        let resp = self
+        let mut resp = self
             .http
             .get(&url)
             .send()
@@ -90,17 +95,24 @@ impl Client {
         if !resp.status().is_success() {
             return Err(err(format!("HTTP {}", resp.status())));
         }
-        let body = resp
-            .bytes()
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| err(format!("download broke off: {e}")))?;
-        Ok(body.to_vec())
+            .map_err(|e| err(format!("download broke off: {e}")))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(err(format!("refused: larger than {limit} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// One poll against the active bundle version `active`.
     pub async fn poll(&self, active: u64) -> Result<Poll, UpdateError> {
-        let index_bytes = self.get(INDEX_FILE).await?;
-        let sig = self.get(INDEX_SIG_FILE).await?;
+        let index_bytes = self.get(INDEX_FILE, MAX_INDEX_BYTES).await?;
+        let sig = self.get(INDEX_SIG_FILE, 1024).await?;
         let index = Index::from_signed(&index_bytes, &sig, &self.key)?;
         if index.bundle_version < active {
             return Ok(Poll::Downgrade {
@@ -127,7 +139,7 @@ impl Client {
                     .collect(),
             });
         };
-        let raw = self.get(&entry.file).await?;
+        let raw = self.get(&entry.file, entry.size).await?;
         entry.check_download(&raw)?;
         let bundle = Bundle::from_bytes(&raw, &self.url(&entry.file))?;
         bundle.verify(&self.key)?;

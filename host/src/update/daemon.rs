@@ -272,7 +272,9 @@ async fn poll_once(
                 ),
             }
         }
-        Err(UpdateError::Http { url, detail }) if !detail.starts_with("download broke off") => {
+        Err(UpdateError::Http { url, detail })
+            if !detail.starts_with("download broke off") && !detail.starts_with("refused") =>
+        {
             // The server is unreachable or has nothing: not a rejection.
             if reported.insert(format!("http:{url}:{detail}")) {
                 log_line("poll_failed", json!({"url": url, "error": detail}));
