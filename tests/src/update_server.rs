@@ -148,6 +148,8 @@ struct Shared {
     files: HashMap<String, Vec<u8>>,
     /// File name → bytes sent before the connection is cut.
     cut: HashMap<String, usize>,
+    /// File name → junk bytes appended (and announced).
+    pad: HashMap<String, usize>,
     unreachable: bool,
     /// Staged rollout written into the next published index.
     rollout: Option<u8>,
@@ -208,9 +210,17 @@ impl UpdateServer {
         lock(&self.shared).cut.insert(name.to_string(), at);
     }
 
-    /// Serve `name` whole again.
+    /// Serve `name` with `extra` junk bytes after it, announced in the
+    /// length: more than the signed index says.
+    pub fn pad(&self, name: &str, extra: usize) {
+        lock(&self.shared).pad.insert(name.to_string(), extra);
+    }
+
+    /// Serve `name` whole again (neither cut nor padded).
     pub fn serve_whole(&self, name: &str) {
-        lock(&self.shared).cut.remove(name);
+        let mut s = lock(&self.shared);
+        s.cut.remove(name);
+        s.pad.remove(name);
     }
 
     /// While set, every connection is closed without an answer.
@@ -344,7 +354,11 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
     let (body, cut) = {
         let mut s = lock(shared);
         s.gets.push(path.clone());
-        (s.files.get(&path).cloned(), s.cut.get(&path).copied())
+        let mut body = s.files.get(&path).cloned();
+        if let (Some(b), Some(&extra)) = (body.as_mut(), s.pad.get(&path)) {
+            b.resize(b.len() + extra, 0x5a);
+        }
+        (body, s.cut.get(&path).copied())
     };
     let Some(body) = body else {
         return write!(

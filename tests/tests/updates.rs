@@ -150,6 +150,13 @@ fn sandgate_status(state: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// How the test server serves a bundle file.
+enum Served {
+    Whole,
+    Padded,
+    CutShort,
+}
+
 #[test]
 fn refused_bundles_leave_the_running_set_and_the_traffic_untouched() {
     let f = Fixture::new();
@@ -171,28 +178,30 @@ fn refused_bundles_leave_the_running_set_and_the_traffic_untouched() {
 
     let watch4 = watch("watch", "4", b"GET ");
     let other = sign::generate_key().expect("key");
-    // (what the refusal says, bundle, cut the download short)
+    let v4 = bundle(4, vec![rules_module(), watch4.clone()], Some(&f.key), &[]);
+    // (what the refusal says, bundle, bytes served: whole, padded past the
+    // announced size, or cut short)
     let cases = [
         (
             "unsigned",
             bundle(2, vec![rules_module(), watch4.clone()], None, &[]),
-            false,
+            Served::Whole,
         ),
         (
             "not by the expected key",
             bundle(3, vec![rules_module(), watch4.clone()], Some(&other), &[]),
-            false,
+            Served::Whole,
         ),
-        (
-            "download broke off",
-            bundle(4, vec![rules_module(), watch4.clone()], Some(&f.key), &[]),
-            true,
-        ),
+        ("larger than", v4.clone(), Served::Padded),
+        ("download broke off", v4.clone(), Served::CutShort),
     ];
-    for (needle, b, cut) in &cases {
-        if *cut {
-            f.server
-                .cut_short(&format!("bundle-{}.sgb", b.manifest.version), 1000);
+    for (needle, b, served) in &cases {
+        let file = format!("bundle-{}.sgb", b.manifest.version);
+        f.server.serve_whole(&file);
+        match served {
+            Served::Whole => {}
+            Served::Padded => f.server.pad(&file, 4096),
+            Served::CutShort => f.server.cut_short(&file, 1000),
         }
         f.server.publish(b, &f.key, &["1.0.0"]);
         let s = app.wait_for(needle, WAIT, |s| has_event(s, "bundle_rejected", needle));
@@ -282,7 +291,7 @@ fn refused_bundles_leave_the_running_set_and_the_traffic_untouched() {
         .iter()
         .filter(|e| e.kind.label() == "bundle_rejected")
         .count();
-    assert!(rejected >= 5, "{rejected} rejections");
+    assert!(rejected >= 6, "{rejected} rejections");
     assert!(
         metrics.contains(&format!(
             "sandgate_update_events_total{{kind=\"bundle_rejected\"}} {rejected}"
