@@ -84,7 +84,7 @@ impl Bridge {
         cfg.validate()?;
         let mut opened = Vec::new();
         for name in &cfg.interfaces {
-            opened.push(port::open(name)?);
+            opened.push(port::open(name, cfg.mode == Mode::Inline)?);
         }
         let ports: Option<[Arc<dyn Port>; 2]> = match cfg.mode {
             Mode::Inline => Some([opened[0].port.clone(), opened[1].port.clone()]),

@@ -1,10 +1,10 @@
 //! Real interfaces through pnet's datalink channels (`AF_PACKET` on Linux).
 //!
 //! Each interface gets one socket, opened here and handed to pnet, so that
-//! two options pnet does not set can be set first:
+//! two options pnet does not set can be set first: for the inline bridge
 //! `PACKET_IGNORE_OUTGOING` (the socket does not see frames transmitted on
 //! its interface — without it the bridge would read back what it forwards,
-//! and the kernel's own output) and a larger receive buffer. The socket's
+//! and the kernel's own output), and a larger receive buffer. The socket's
 //! `PACKET_STATISTICS` give the frames the kernel dropped because the
 //! bridge fell behind ([`super::LiveStats::kernel_drops`]).
 //!
@@ -58,8 +58,10 @@ pub(super) struct Opened {
     pub name: String,
 }
 
-/// Open `name` for capture (promiscuous) and transmit.
-pub(super) fn open(name: &str) -> Result<Opened, LiveError> {
+/// Open `name` for capture (promiscuous) and transmit. `inline`: ignore
+/// outgoing frames (a bridge must not read back what it sends); an IDS
+/// sees both directions.
+pub(super) fn open(name: &str, inline: bool) -> Result<Opened, LiveError> {
     let interfaces = pnet_datalink::interfaces();
     let Some(iface) = interfaces.iter().find(|i| i.name == name) else {
         return Err(LiveError::NoInterface {
@@ -98,12 +100,15 @@ pub(super) fn open(name: &str) -> Result<Opened, LiveError> {
             Ok(())
         }
     };
-    let prepared = set(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        .map_err(|e| sock_err("PACKET_IGNORE_OUTGOING (Linux 4.20 or later)", e))
-        .and_then(|()| {
-            set(libc::SOL_SOCKET, libc::SO_RCVBUF, RECEIVE_BUFFER)
-                .map_err(|e| sock_err("SO_RCVBUF", e))
-        });
+    let ignore_outgoing = if inline {
+        set(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            .map_err(|e| sock_err("PACKET_IGNORE_OUTGOING (Linux 4.20 or later)", e))
+    } else {
+        Ok(())
+    };
+    let prepared = ignore_outgoing.and_then(|()| {
+        set(libc::SOL_SOCKET, libc::SO_RCVBUF, RECEIVE_BUFFER).map_err(|e| sock_err("SO_RCVBUF", e))
+    });
     if let Err(e) = prepared {
         // SAFETY: the socket is ours and not yet handed to pnet.
         unsafe { libc::close(fd) };
