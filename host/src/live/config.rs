@@ -67,6 +67,12 @@ fn origin(path: &Option<PathBuf>) -> String {
         .unwrap_or_default()
 }
 
+const MAX_WORKERS: u64 = 256;
+const MAX_QUEUE: u64 = 1 << 20;
+const MAX_BATCH: u64 = 4096;
+const MAX_FLOWS: u64 = 1 << 24;
+const MAX_WATCHDOG_MS: u64 = 3_600_000;
+
 /// Passive capture or inline bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -346,17 +352,24 @@ impl Config {
                 format!("cannot bridge `{}` to itself", self.interfaces[0]),
             ));
         }
-        if self.workers == Some(0) {
-            return Err(bad("workers", "must be at least 1".into()));
-        }
-        for (key, value) in [
-            ("limits.queue", self.limits.queue as u64),
-            ("limits.batch", self.limits.batch as u64),
-            ("limits.flows", self.limits.flows as u64),
-            ("limits.watchdog_ms", self.limits.watchdog_ms),
+        // Upper bounds keep a typo from allocating gigabytes up front
+        // (queues are preallocated) or starting thousands of threads.
+        for (key, value, max) in [
+            ("workers", self.workers.unwrap_or(1) as u64, MAX_WORKERS),
+            ("limits.queue", self.limits.queue as u64, MAX_QUEUE),
+            ("limits.batch", self.limits.batch as u64, MAX_BATCH),
+            ("limits.flows", self.limits.flows as u64, MAX_FLOWS),
+            (
+                "limits.watchdog_ms",
+                self.limits.watchdog_ms,
+                MAX_WATCHDOG_MS,
+            ),
         ] {
             if value == 0 {
                 return Err(bad(key, "must be at least 1".into()));
+            }
+            if value > max {
+                return Err(bad(key, format!("{value} is above the maximum {max}")));
             }
         }
         for (list, entries) in [("bypass", &self.bypass), ("management", &self.management)] {
@@ -480,6 +493,29 @@ mod tests {
         assert!(err("mode: ids\ninterfaces: [a]\nqueue: 5\n").contains("unknown field `queue`"));
         assert!(err("mode: bridge\ninterfaces: [a]\n").contains("unknown variant `bridge`"));
         assert!(err("mode: inline\ninterfaces: [a, a]\n").contains("to itself"));
+        assert!(err("mode: ids\ninterfaces: [a]\nworkers: 0\n").contains("key `workers`"));
+        assert!(
+            err("mode: ids\ninterfaces: [a]\nlimits: {queue: 1000000000000}\n")
+                .contains("key `limits.queue`: 1000000000000 is above the maximum")
+        );
+    }
+
+    #[test]
+    fn load_names_the_file_and_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.yaml");
+        std::fs::write(
+            &path,
+            "mode: inline\ninterfaces: [a0, b0]\nlimits: {batch: x}\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("live.yaml") && e.contains("limits.batch"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = Config::load(&dir.path().join("missing.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.yaml"), "{e}");
     }
 
     #[test]
