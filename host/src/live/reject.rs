@@ -293,6 +293,24 @@ mod tests {
     }
 
     #[test]
+    fn udp_over_ipv6_gets_icmpv6_port_unreachable() {
+        let src = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let dst = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let f = frames(|c| {
+            c.udp_v6(src, 5000, dst, 53, b"query").unwrap();
+        });
+        let d = decode(LinkType::ETHERNET, &f[0]).unwrap();
+        let out = answers(&f[0], &d);
+        assert_eq!(out.len(), 1);
+        let a = decode(LinkType::ETHERNET, &out[0].frame).unwrap();
+        assert_eq!(a.protocol, proto::ICMPV6);
+        assert_eq!((a.src_port, a.dst_port), (1, 4), "type 1 code 4");
+        assert_eq!((a.src, a.dst), (IpAddr::V6(dst), IpAddr::V6(src)));
+        let icmp = Icmpv6Packet::new(&out[0].frame[a.l4_offset..]).unwrap();
+        assert_eq!(icmpv6::checksum(&icmp, &dst, &src), icmp.get_checksum());
+    }
+
+    #[test]
     fn resets_are_not_answered() {
         let f = frames(|c| {
             let mut s = c.tcp_v4([10, 0, 0, 1], 1, [10, 0, 0, 2], 2);
