@@ -24,7 +24,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -290,6 +290,7 @@ fn remove_leftovers(tag: &str) {
 pub struct TcpServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    received: Arc<Mutex<Vec<u8>>>,
 }
 
 impl TcpServer {
@@ -302,24 +303,42 @@ impl TcpServer {
         let listener = ns.run(move || TcpListener::bind(addr))??;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (s, r) = (stop.clone(), received.clone());
         let respond = Arc::new(respond);
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let respond = respond.clone();
-                        std::thread::spawn(move || serve(conn, &*respond));
+                        let (respond, r) = (respond.clone(), r.clone());
+                        std::thread::spawn(move || serve(conn, &*respond, &r));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Ok(TcpServer { addr, stop })
+        Ok(TcpServer {
+            addr,
+            stop,
+            received,
+        })
+    }
+
+    /// Every byte any connection delivered to the server so far, in
+    /// arrival order per read.
+    pub fn received(&self) -> Vec<u8> {
+        self.received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-fn serve(mut conn: std::net::TcpStream, respond: &(dyn Fn(&[u8]) -> Vec<u8> + Send + Sync)) {
+fn serve(
+    mut conn: std::net::TcpStream,
+    respond: &(dyn Fn(&[u8]) -> Vec<u8> + Send + Sync),
+    received: &Mutex<Vec<u8>>,
+) {
     use std::io::{Read, Write};
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
@@ -330,6 +349,10 @@ fn serve(mut conn: std::net::TcpStream, respond: &(dyn Fn(&[u8]) -> Vec<u8> + Se
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 req.extend_from_slice(&buf[..n]);
+                received
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(&buf[..n]);
                 if req.windows(4).any(|w| w == b"\r\n\r\n") {
                     break;
                 }

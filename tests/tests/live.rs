@@ -275,7 +275,7 @@ fn clean_traffic_passes_byte_for_byte_and_alerts_pass() {
 #[test]
 fn drop_rule_blocks_the_flow_and_alerts_blocked() {
     let topo = Topology::new("drop").expect("namespaces");
-    let _servers = servers(&topo);
+    let (http, _bypass, _udp) = servers(&topo);
     let (bridge, alerts) = start_bridge(
         &topo,
         inline_config(FailPolicy::FailOpen),
@@ -294,6 +294,11 @@ fn drop_rule_blocks_the_flow_and_alerts_blocked() {
             Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)
         ),
         "the dropped request gets no answer: {blocked:?}"
+    );
+    let seen = String::from_utf8_lossy(&http.received()).into_owned();
+    assert!(
+        !seen.contains("/forbidden"),
+        "the dropped segment (and its retransmissions) never reach the server: {seen:?}"
     );
     // The bridge keeps forwarding other flows.
     let after = http_get(
@@ -316,7 +321,7 @@ fn drop_rule_blocks_the_flow_and_alerts_blocked() {
 #[test]
 fn reject_rule_resets_tcp_and_answers_udp_with_unreachable() {
     let topo = Topology::new("reject").expect("namespaces");
-    let _servers = servers(&topo);
+    let (http, _bypass, _udp) = servers(&topo);
     let (bridge, alerts) = start_bridge(
         &topo,
         inline_config(FailPolicy::FailOpen),
@@ -337,6 +342,11 @@ fn reject_rule_resets_tcp_and_answers_udp_with_unreachable() {
     assert!(
         rejected.elapsed < Duration::from_secs(2),
         "reset, not a timeout: {rejected:?}"
+    );
+    let seen = String::from_utf8_lossy(&http.received()).into_owned();
+    assert!(
+        !seen.contains("/reject-me"),
+        "the rejected segment never reaches the server: {seen:?}"
     );
     assert_eq!(
         udp_exchange(&topo.client, b"REJECTME please"),
