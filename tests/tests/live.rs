@@ -484,6 +484,20 @@ fn ids_mode_alerts_without_blocking() {
     assert_eq!(stats.forwarded, 0, "{stats:?}");
 }
 
+#[test]
+fn a_missing_interface_is_named_with_the_ones_present() {
+    let cfg = Config::new(Mode::Ids, &["sgt-nosuch0"]);
+    let (sink, _) = sink();
+    let err = Bridge::start(&cfg, Vec::new(), sink)
+        .err()
+        .expect("no such interface")
+        .to_string();
+    assert!(
+        err.starts_with("interface sgt-nosuch0 not found (present: ") && err.contains("lo"),
+        "{err}"
+    );
+}
+
 // In-memory tests: the same data plane fed frames directly.
 
 /// Frames of `flows` interleaved TCP sessions, each with `segments` data

@@ -7,23 +7,7 @@
 //! bridge applies: the configured entries plus the management endpoints
 //! (update server, telemetry, control API), which are never inspected.
 //!
-//! ```yaml
-//! mode: inline                 # or ids
-//! interfaces: [eth1, eth2]     # inline: two; ids: one
-//! bundle: /var/lib/sandgate/bundle.sgb
-//! vars: /etc/sandgate/vars.yaml
-//! update_server: https://192.0.2.10:8443/
-//! policy:
-//!   default: fail-open
-//!   modules: { ips-rules: fail-closed }
-//! workers: 2
-//! limits: { queue: 1024, batch: 64, flows: 65536, watchdog_ms: 500 }
-//! bypass:
-//!   - { net: 10.9.0.0/16 }
-//!   - { net: 192.0.2.1/32, port: 22 }
-//! management:
-//!   - { net: 192.0.2.20/32, port: 9100 }
-//! ```
+//! [`EXAMPLE`] shows every key (it is parsed by a test, so it stays valid).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,6 +50,25 @@ fn origin(path: &Option<PathBuf>) -> String {
         .map(|p| format!(" {}", p.display()))
         .unwrap_or_default()
 }
+
+/// A complete configuration with every key, for operators to start from.
+pub const EXAMPLE: &str = "\
+mode: inline                 # or ids
+interfaces: [eth1, eth2]     # inline: side A, side B; ids: one
+bundle: /var/lib/sandgate/bundle.sgb
+vars: /etc/sandgate/vars.yaml
+update_server: https://192.0.2.10:8443/   # an IP host is never inspected
+policy:
+  default: fail-open         # module faults, stalled workers
+  modules: { ips-rules: fail-closed }
+workers: 2                   # default: one per core
+limits: { queue: 4096, batch: 64, flows: 65536, watchdog_ms: 500 }
+bypass:                      # forwarded without inspection
+  - { net: 10.9.0.0/16 }
+  - { net: 192.0.2.1/32, port: 22 }
+management:                  # telemetry, control API: never inspected
+  - { net: 192.0.2.20/32, port: 9100 }
+";
 
 const MAX_WORKERS: u64 = 256;
 const MAX_QUEUE: u64 = 1 << 20;
@@ -475,6 +478,16 @@ mod tests {
         assert_eq!(b.entries.len(), 4, "bypass + management + update server");
         assert_eq!(b.entries[3].port, Some(8443));
         assert_eq!(b.entries[3].net, Some("192.0.2.10/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let c = Config::from_yaml(EXAMPLE).expect("EXAMPLE parses");
+        assert_eq!(c.mode, Mode::Inline);
+        assert_eq!(c.interfaces, ["eth1", "eth2"]);
+        assert_eq!(c.policy.of("ips-rules"), FailPolicy::FailClosed);
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.effective_bypass().entries.len(), 4);
     }
 
     #[test]
