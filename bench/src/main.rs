@@ -10,7 +10,10 @@
 //! - the example rules and (when `../shared/data` is present) the compilable
 //!   part of ET Open, in wasm under fuel vs the same matcher natively;
 //! - compile and load times of those rule sets;
-//! - end-to-end replay of the example capture.
+//! - end-to-end replay of the example capture;
+//! - with `--bridge` (root), instead: the live bridge on veth ([`bridge`]).
+
+mod bridge;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,6 +44,10 @@ struct Args {
     /// Bytes of shared captures to use for the real-traffic rows.
     #[arg(long, default_value_t = 20_000_000)]
     corpus_bytes: usize,
+    /// Measure only the live bridge on veth (needs root) and write its own
+    /// section; see src/bridge.rs.
+    #[arg(long)]
+    bridge: bool,
 }
 
 struct Row {
@@ -81,6 +88,9 @@ fn time_loop(secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<(u64, Durat
 fn main() -> Result<()> {
     let args = Args::parse();
     let engine = Engine::new(EngineConfig::default()).context("engine")?;
+    if args.bridge {
+        return bridge::main(&engine, args.seconds, args.write.as_deref());
+    }
     let mut rows = Vec::new();
 
     call_overhead(&engine, args.seconds, &mut rows)?;

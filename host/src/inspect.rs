@@ -384,6 +384,8 @@ pub struct Inspector {
     /// Per batch entry: the index into `meta` of the packet it belongs to.
     entry_packet: Vec<u32>,
     verdicts: Vec<Verdict>,
+    /// Per packet of the last flush: a `reject` rule decided its drop.
+    rejected: Vec<bool>,
     /// Per packet of the batch: (module, rule, action) of every hit, once.
     hits: Vec<Vec<(usize, u32, wt::Action)>>,
     stream: Reassembler,
@@ -420,6 +422,7 @@ impl Inspector {
             meta: Vec::with_capacity(limits.packets),
             entry_packet: Vec::with_capacity(limits.packets.saturating_mul(2)),
             verdicts: Vec::with_capacity(limits.packets),
+            rejected: Vec::with_capacity(limits.packets),
             hits: Vec::new(),
             stream: Reassembler::new(stream),
             thresholds: ThresholdTable::new(thresholds),
@@ -535,6 +538,8 @@ impl Inspector {
         let n = self.meta.len();
         self.verdicts.clear();
         self.verdicts.resize(n, Verdict::Pass);
+        self.rejected.clear();
+        self.rejected.resize(n, false);
         if self.hits.len() < n {
             self.hits.resize_with(n, Vec::new);
         }
@@ -602,6 +607,7 @@ impl Inspector {
                 };
                 if decision.act && matches!(action, wt::Action::Drop | wt::Action::Reject) {
                     drops = true;
+                    self.rejected[pi] |= action == wt::Action::Reject;
                 }
                 let Some(info) = info else { continue };
                 if !decision.alert {
@@ -642,6 +648,14 @@ impl Inspector {
         self.meta.clear();
         self.entry_packet.clear();
         &self.verdicts
+    }
+
+    /// Per packet of the last [`flush`](Self::flush), in queue order:
+    /// whether a `reject` rule took part in its drop, so an inline bridge
+    /// answers it with a TCP reset or ICMP unreachable. Meaningful only
+    /// where that flush's verdict is [`Verdict::Drop`].
+    pub fn rejected(&self) -> &[bool] {
+        &self.rejected
     }
 
     /// Drop per-flow module and reassembly state for flows the flow table

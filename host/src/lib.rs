@@ -16,6 +16,8 @@
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
+//! - [`live`] runs the same path on real interfaces: passive IDS or an
+//!   inline bridge (pnet), multi-worker, with fail policies and a bypass list.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
 //! - [`synth`] builds deterministic packets and captures for tests and the
 //!   bundled example capture (`examples/make_capture.rs`).
@@ -28,6 +30,7 @@ pub mod defrag;
 pub mod eve;
 pub mod flow;
 pub mod inspect;
+pub mod live;
 pub mod replay;
 pub mod stream;
 pub mod synth;

@@ -7,10 +7,13 @@
 //! `hostile.rs` (the hostile-module corpus of [`hostile`]: containment,
 //! quarantine, rollback, memory after faults),
 //! `wit_frozen.rs` (released interfaces never change),
+//! `live.rs` (the live data plane on veth pairs in network namespaces built
+//! by [`netns`]: real TCP/HTTP/UDP through the inline bridge),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
 //! and judged by [`verify`]; writes `CONFORMANCE.md`).
 
 pub mod hostile;
+pub mod netns;
 pub mod verify;
 
 use std::collections::BTreeMap;
