@@ -8,8 +8,11 @@
 //! quarantine, rollback, memory after faults),
 //! `wit_frozen.rs` (released interfaces never change),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
-//! and judged by [`verify`]; writes `CONFORMANCE.md`).
+//! and judged by [`verify`]; writes `CONFORMANCE.md`),
+//! `clamav_parity.rs` (AV detections identical to `clamscan`, helpers in
+//! [`clamav`]).
 
+pub mod clamav;
 pub mod hostile;
 pub mod verify;
 

@@ -11,7 +11,13 @@ pub struct Tdb {
     pub file_size: Option<(u64, u64)>,
     /// Keywords Sandgate does not evaluate (reported as unsupported).
     pub unsupported: Vec<String>,
+    /// A keyword other than `Target` and `Engine` is present.
+    pub new_attributes: bool,
 }
+
+/// ClamAV demands `Engine:51-…` (0.96) of logical signatures that use any
+/// target description keyword besides `Target` and `Engine`.
+pub const NEW_ATTRIBUTES_FLEVEL: u32 = 51;
 
 /// `min-max` or a single value `n` (treated as `n-n`).
 fn range<T: std::str::FromStr + Copy>(v: &str) -> Option<(T, T)> {
@@ -30,6 +36,9 @@ pub fn parse_tdb(text: &str) -> Result<Tdb, String> {
         let Some((k, v)) = kv.split_once(':') else {
             return Err(format!("target description entry `{kv}` is not Key:Value"));
         };
+        if k != "Engine" && k != "Target" {
+            tdb.new_attributes = true;
+        }
         match k {
             "Engine" => {
                 tdb.engine =
@@ -49,6 +58,15 @@ pub fn parse_tdb(text: &str) -> Result<Tdb, String> {
             | "IconGroup2" | "HandlerType" => tdb.unsupported.push(format!("{k}:{v}")),
             _ => return Err(format!("unknown target description keyword `{k}`")),
         }
+    }
+    if tdb.new_attributes
+        && tdb
+            .engine
+            .is_none_or(|(min, _)| min < NEW_ATTRIBUTES_FLEVEL)
+    {
+        return Err(format!(
+            "keywords other than Target need `Engine:{NEW_ATTRIBUTES_FLEVEL}-…` or higher as the first keyword; ClamAV rejects this database"
+        ));
     }
     Ok(tdb)
 }

@@ -7,7 +7,9 @@
 //! evaluate (other target types, entry-point offsets, PCRE, …) and
 //! signatures outside the functionality level become [`AvSkip`]s. Both name
 //! database, line, signature and construct; the rest compiles. It never
-//! panics, whatever the text.
+//! panics, whatever the text. An `.ign2` disables its names in every
+//! database of the call, wherever it appears in `files` (clamscan loading a
+//! database directory reads ignore lists first, too).
 //!
 //! - [`hex`]: hex body signatures → parts and gaps.
 //! - [`ldb`]: target description blocks and logical expressions.

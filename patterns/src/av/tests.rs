@@ -145,7 +145,7 @@ fn logical_signatures_with_counts() {
          Thrice;Target:0;0=3;2121\n\
          More;Target:0;0>1;2323\n\
          Distinct;Target:0;(0|1|2)>1,2;3031;3233;3435\n\
-         Sized;Target:0,FileSize:1-7;0;2626\n",
+         Sized;Engine:51-255,Target:0,FileSize:1-7;0;2626\n",
     );
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let db = &out.db;
@@ -222,6 +222,16 @@ fn malformed_lines_are_errors_naming_the_line_and_the_rest_compiles() {
     assert!(errs[2].starts_with("m.ndb:4: expected NAME:TARGET:OFFSET:HEX"));
     assert!(errs[3].starts_with("m.ndb:5: signature Wild: a hex signature cannot start"));
     assert_eq!(scan_all(&out.db, b"ABCD.."), ["Ok", "Ok2"]);
+
+    let ldb = compile(
+        "n.ldb",
+        "Ok;Target:0;0;4142\nNew;Target:0,FileSize:1-9;0;4142\n",
+    );
+    let errs: Vec<String> = ldb.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("n.ldb:2: signature New: keywords other than Target need `Engine:51-")
+    );
 }
 
 #[test]
