@@ -17,6 +17,8 @@
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
+//! - [`scan`] streams files through the bundle's AV modules and reports them
+//!   the way clamscan does (`sandgate scan`).
 //! - [`synth`] builds deterministic packets and captures for tests and the
 //!   bundled example capture (`examples/make_capture.rs`).
 //!
@@ -29,6 +31,7 @@ pub mod eve;
 pub mod flow;
 pub mod inspect;
 pub mod replay;
+pub mod scan;
 pub mod stream;
 pub mod synth;
 pub mod threshold;

@@ -64,7 +64,8 @@ impl fmt::Display for ScanLimit {
 pub struct Detection {
     /// Index into the module's `rules` (its `msg` is the signature name).
     pub signature: u32,
-    /// Offset in the content where the match was decided.
+    /// Offset in the content where the match starts (0 for whole-content
+    /// signatures: hashes, logical signatures).
     pub offset: u64,
 }
 

@@ -99,7 +99,7 @@ fn detection_offsets_count_from_the_start_of_the_content() {
         .scan_reader(&mut &content[..], &ScanOptions::default(), 64)
         .unwrap();
     assert_eq!(report.detections.len(), 1);
-    assert_eq!(report.detections[0].offset, 210);
+    assert_eq!(report.detections[0].offset, 200);
 }
 
 #[test]

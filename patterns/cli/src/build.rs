@@ -52,6 +52,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for s in &report.skipped {
         eprintln!("warning: skipped {s}");
     }
+    if let Some(av) = &report.av {
+        for s in &av.skipped {
+            eprintln!("warning: skipped {s}");
+        }
+        for e in &av.errors {
+            eprintln!("warning: invalid line skipped: {e}");
+        }
+    }
     if let Some(pcap) = pcap {
         record_vectors(&mut report.bundle, pcap)?;
     }
@@ -63,14 +71,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .write(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let size: usize = report.bundle.modules.iter().map(Vec::len).sum();
+    let mut parts = Vec::new();
+    if report.rules_total > 0 {
+        parts.push(format!(
+            "{} of {} rules",
+            report.rules_compiled, report.rules_total
+        ));
+    }
+    if let Some(av) = &report.av {
+        parts.push(format!(
+            "{} of {} signatures",
+            av.signatures,
+            av.signatures + av.skipped.len() + av.errors.len()
+        ));
+    }
     println!(
-        "compiled {} of {} rules into {} module(s), {} KiB, in {:.2} s",
-        report.rules_compiled,
-        report.rules_total,
+        "compiled {} into {} module(s), {} KiB, in {:.2} s",
+        parts.join(" and "),
         report.bundle.modules.len(),
         size / 1024,
         started.elapsed().as_secs_f64()
     );
+    if let Some(av) = &report.av {
+        println!(
+            "AV module {}: {} signatures ({} skipped, {} invalid lines), interface {}",
+            av.module_id,
+            av.signatures,
+            av.skipped.len(),
+            av.errors.len(),
+            sandgate_patterns::pipeline::AV_INTERFACE_VERSION
+        );
+    }
     if !report.skipped.is_empty() {
         let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
         for s in &report.skipped {
@@ -115,6 +146,10 @@ fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
         .collect();
     let mut recorded = Vec::new();
     for (entry, bytes) in bundle.select(&interfaces).chosen {
+        // A capture tests IPS modules; AV modules are tested on files.
+        if entry.kind == "av" {
+            continue;
+        }
         let module = engine
             .load(&entry.id, bytes)
             .with_context(|| format!("loading module {} to record its test vectors", entry.id))?;

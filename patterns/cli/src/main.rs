@@ -1,7 +1,7 @@
 //! `sandgate-patc`: the vendor's and pattern author's command line.
 //!
-//! - `build`: rules to a bundle (`build.rs`), optionally with recorded test
-//!   vectors and a signature;
+//! - `build`: rules and ClamAV databases to a bundle (`build.rs`),
+//!   optionally with recorded test vectors and a signature;
 //! - `keygen`: an Ed25519 key pair for signing;
 //! - `matrix`: every variant × every field engine (`matrix.rs`, running the
 //!   vectors through `vectors.rs`);
@@ -37,7 +37,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile rule files into a bundle.
+    /// Compile rule files and ClamAV signature databases into a bundle.
+    ///
+    /// `.rules` files become one IPS module (interface 1.0.0);
+    /// `.hdb/.hsb/.ndb/.ldb` databases (and `.ign2` lists of names to
+    /// disable) become one AV module, `av-signatures` (interface 1.1.0).
     Build {
         /// Bundle file to write.
         #[arg(short = 'o', long = "output")]
@@ -58,7 +62,8 @@ enum Command {
         /// freshly built module raises on it become the expectation.
         #[arg(long, value_name = "PCAP")]
         vectors: Option<PathBuf>,
-        /// Rule files (`.rules`).
+        /// Rule files (`.rules`) and signature databases (`.hdb`, `.hsb`,
+        /// `.ndb`, `.ldb`, `.ign2`).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },

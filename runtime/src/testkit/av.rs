@@ -18,8 +18,8 @@ pub const WIT_1_1_0: &str = include_str!("../../../wit/v1.1.0/pattern.wit");
 /// What the generated `feed` does with a chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FeedBody {
-    /// Detects signature `signature` when the *content* (across chunks)
-    /// contains `needle`; keeps the last `needle.len() - 1` bytes between
+    /// Detects signature `signature` (offset: where `needle` starts) when
+    /// the *content* (across chunks) contains `needle`; keeps the last `needle.len() - 1` bytes between
     /// chunks so a match spanning two chunks is found.
     MatchBytes {
         /// Bytes to look for (at most 64).
@@ -233,8 +233,9 @@ pub fn av_component(opts: &AvOptions) -> Result<Vec<u8>, TestkitError> {
         (if (local.get $at)
           (then
             (global.set $found (i32.const 1))
-            (global.set $offset (i64.add (global.get $total)
-              (i64.extend_i32_u (i32.sub (local.get $at) (global.get $tail)))))
+            (global.set $offset (i64.sub (i64.add (global.get $total)
+                (i64.extend_i32_u (i32.sub (local.get $at) (i32.const {needle_len}))))
+              (i64.extend_i32_u (global.get $tail))))
             (global.set $total (i64.add (global.get $total) (i64.extend_i32_u (local.get $take))))
             (return (i32.const 1))))
         (global.set $total (i64.add (global.get $total) (i64.extend_i32_u (local.get $take))))
