@@ -217,3 +217,74 @@ pub fn with_marks(len: usize, seed: u64, marks: &[(i64, &[u8])]) -> Vec<u8> {
     }
     data
 }
+
+/// A workspace binary (`sandgate`, `sandgate-patc`) from the target
+/// directory this test was built into; scripts/test.sh builds every target
+/// before the tests run.
+pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("test executable path")?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let p = dir.join(name);
+    if !p.is_file() {
+        bail!(
+            "{} is not built: run scripts/test.sh (or `cargo build -p sandgate-host -p sandgate-patc`) first",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// The wasm path end to end: `sandgate-patc build -o BUNDLE DBS…` then
+/// `sandgate scan --allmatch --no-summary --db BUNDLE FILES…` (the AV module
+/// in the runtime, fed 64 KiB chunks), parsed like clamscan's output.
+pub fn sandgate_cli_detections(
+    dbs: &[PathBuf],
+    files: &[PathBuf],
+    work: &Path,
+) -> anyhow::Result<Detections> {
+    let bundle = work.join("av.bundle");
+    let out = Command::new(workspace_bin("sandgate-patc")?)
+        .arg("build")
+        .arg("-o")
+        .arg(&bundle)
+        .args(dbs)
+        .output()
+        .context("running sandgate-patc build")?;
+    if !out.status.success() {
+        bail!(
+            "sandgate-patc build failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let out = Command::new(workspace_bin("sandgate")?)
+        .args(["scan", "--allmatch", "--no-summary", "--db"])
+        .arg(&bundle)
+        .arg("--")
+        .args(files)
+        .output()
+        .context("running sandgate scan")?;
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 && code != 1 {
+        bail!(
+            "sandgate scan exited with {code}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut map: Detections = files.iter().map(|f| (f.clone(), BTreeSet::new())).collect();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = line.strip_suffix(" FOUND") else {
+            continue;
+        };
+        let Some((path, name)) = rest.rsplit_once(": ") else {
+            continue;
+        };
+        map.entry(PathBuf::from(path))
+            .or_default()
+            .insert(name.to_string());
+    }
+    Ok(map)
+}

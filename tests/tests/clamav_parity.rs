@@ -5,17 +5,19 @@
 //! hash signatures), identical per-file detection sets. Sandgate's side is
 //! also fed in 1, 7 and 4096-byte chunks and must not change its answer.
 //!
-//! clamscan runs on raw bytes (containers, PE unpackers and HTML
-//! normalisation off, see `CLAMSCAN_RAW`); a missing clamscan fails the
-//! test with a message pointing at scripts/test.sh.
+//! Sandgate's side runs twice: the native scanner (`sandgate-matcher`), and
+//! the real path — `sandgate-patc build` into a bundle, `sandgate scan` with
+//! the AV module in wasm. clamscan runs on raw bytes (containers, PE
+//! unpackers and HTML normalisation off, see `CLAMSCAN_RAW`); a missing
+//! clamscan fails the test with a message pointing at scripts/test.sh.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
 use sandgate_tests::clamav::{
-    clamscan_detections, compile_files, diff, sandgate_detections, sandgate_scan, sigtool,
-    testfiles, with_marks, Detections,
+    clamscan_detections, compile_files, diff, sandgate_cli_detections, sandgate_detections,
+    sandgate_scan, sigtool, testfiles, with_marks, Detections,
 };
 use sandgate_tests::shared_data;
 
@@ -325,7 +327,17 @@ fn assert_parity(dbs: &[PathBuf], files: &[PathBuf]) -> anyhow::Result<Detection
     let d = diff(&clam, &ours);
     assert!(
         d.is_empty(),
-        "detections differ from clamscan:\n{}",
+        "native scanner differs from clamscan:\n{}",
+        d.join("\n")
+    );
+    // The real path: the databases built into a bundle by sandgate-patc and
+    // scanned by the AV module (wasm) through `sandgate scan`.
+    let work = tempfile::tempdir()?;
+    let wasm = sandgate_cli_detections(dbs, files, work.path())?;
+    let d = diff(&clam, &wasm);
+    assert!(
+        d.is_empty(),
+        "sandgate scan (wasm) differs from clamscan:\n{}",
         d.join("\n")
     );
     for f in files {
