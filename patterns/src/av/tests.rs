@@ -275,3 +275,73 @@ fn database_survives_serialisation() {
     assert_eq!(scan_all(&db, b"AB..CD..EF"), ["A", "B"]);
     assert!(AvDb::from_bytes(b"\x05garbage").is_err());
 }
+
+/// Random lines built from signature tokens: compiling and scanning with
+/// whatever compiles must never panic (the cargo-fuzz target calls the
+/// same entry point).
+#[test]
+fn random_signature_text_never_panics() {
+    const TOKENS: &[&str] = &[
+        "41",
+        "42",
+        "4?",
+        "?2",
+        "??",
+        "*",
+        "{2}",
+        "{1-3}",
+        "{-2}",
+        "{3-}",
+        "[1-2]",
+        "(",
+        ")",
+        "|",
+        "!",
+        "(B)",
+        ":",
+        ";",
+        ",",
+        "0",
+        "1",
+        "EOF-",
+        "EP+",
+        "*",
+        "=",
+        ">",
+        "<",
+        "&",
+        "Target:0",
+        "Engine:51-255",
+        "::i",
+        "x",
+        "é",
+        "\n",
+        "-",
+        "99999999999999999999",
+        "Name",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let data: Vec<u8> = (0..300).map(|i| b"ABAB\x41\x42"[i % 6]).collect();
+    for round in 0..3000 {
+        let n = (next() % 24) as usize;
+        let mut line = String::new();
+        for _ in 0..n {
+            line.push_str(TOKENS[(next() % TOKENS.len() as u64) as usize]);
+        }
+        let ext = ["ndb", "ldb", "hdb", "hsb", "ign2"][round % 5];
+        let prefix = match ext {
+            "ndb" => "N:0:*:",
+            "ldb" => "L;Target:0;0;",
+            _ => "",
+        };
+        let text = format!("{prefix}{line}\n{line}\n");
+        let out = compile(&format!("r.{ext}"), &text);
+        let _ = scan(&out.db, &data, 1 + (round % 9));
+    }
+}

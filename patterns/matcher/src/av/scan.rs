@@ -8,7 +8,8 @@
 //! checks the pattern's start offset, a later part must follow a recorded
 //! end of the previous part at a distance its gap allows, and a final part
 //! completes the pattern. `EOF-n` patterns are matched at [`Scanner::finish`]
-//! over the kept tail of the file (never more than the largest `n`); hashes
+//! over the kept tail of the file (never more than the largest `n`), with
+//! the same part verification and chaining; hashes
 //! are updated incrementally. Memory stays bounded by the longest part, the
 //! largest `EOF-n` and the recorded ends of bounded gaps.
 
@@ -215,6 +216,8 @@ pub struct Scanner<'db> {
     hashers: Hashers,
     exceeded: Option<LimitKind>,
     occ: Vec<(u64, u64, PartRef)>,
+    /// While `finish` chains an `EOF-n` body: its resolved start range.
+    eof_range: Option<(u64, u64)>,
 }
 
 fn bit_set(bits: &mut [u64], i: usize) -> bool {
@@ -259,6 +262,7 @@ impl<'db> Scanner<'db> {
             },
             exceeded: None,
             occ: Vec::new(),
+            eof_range: None,
         }
     }
 
@@ -398,7 +402,9 @@ impl<'db> Scanner<'db> {
             let ok = match body.offset {
                 Offset::Any => true,
                 Offset::Abs { start: n, shift } => start >= n && start - n <= shift,
-                Offset::Eof { .. } => false,
+                Offset::Eof { .. } => self
+                    .eof_range
+                    .is_some_and(|(lo, hi)| start >= lo && start <= hi),
             };
             if !ok {
                 return;
@@ -495,10 +501,15 @@ impl<'db> Scanner<'db> {
         }
     }
 
+    /// `EOF-n` bodies: now that the size is known, each is an absolute
+    /// start range; its parts are searched in the kept tail (overlapping
+    /// anchor hits, verified) and chained exactly like streamed parts.
     fn finish_eof(&mut self) {
         let db = self.db;
         let size = self.pos;
-        let tail_base = size - self.tail.len() as u64;
+        let tail = std::mem::take(&mut self.tail);
+        let tail_base = size - tail.len() as u64;
+        let mut occ: Vec<(u64, u64, PartRef)> = Vec::new();
         for &b in &self.pf.eof_bodies {
             let Some(body) = db.bodies.get(b as usize) else {
                 continue;
@@ -509,22 +520,37 @@ impl<'db> Scanner<'db> {
             let Some(lo) = size.checked_sub(back) else {
                 continue;
             };
-            let hi = lo.saturating_add(shift);
-            let (count, first) =
-                body::count_in(&body.parts, &body.gaps, &self.tail, tail_base, (lo, hi));
-            match body.owner {
-                Owner::Sig(s) => {
-                    if let Some(at) = first {
-                        self.detect(s, at);
+            self.eof_range = Some((lo, lo.saturating_add(shift)));
+            let from = lo.max(tail_base);
+            let region = tail.get((from - tail_base) as usize..).unwrap_or(&[]);
+            occ.clear();
+            for (p, part) in body.parts.iter().enumerate() {
+                let r = (b, p as u16);
+                let mut hit = |s: usize| {
+                    if region.get(s..).is_some_and(|d| part.matches_at(d)) {
+                        let start = from + s as u64;
+                        occ.push((start + part.len() as u64, start, r));
                     }
+                };
+                if part.anchor.is_empty() {
+                    (0..region.len()).for_each(&mut hit);
+                    continue;
                 }
-                Owner::Sub { .. } => {
-                    for _ in 0..count {
-                        self.complete(b, 0, body.owner);
+                let finder = memchr::memmem::Finder::new(&part.anchor);
+                let mut at = 0;
+                while let Some(i) = region.get(at..).and_then(|d| finder.find(d)) {
+                    if let Some(s) = (at + i).checked_sub(part.anchor_at as usize) {
+                        hit(s);
                     }
+                    at += i + 1;
                 }
             }
+            occ.sort_unstable_by_key(|o| (o.0, o.1));
+            for &(e, s, r) in &occ {
+                self.occurrence(s, e, r);
+            }
         }
+        self.eof_range = None;
     }
 
     fn finish_hashes(&mut self) {
