@@ -111,6 +111,16 @@ fn generated_files() -> Vec<(String, Vec<u8>)> {
         ),
         f("range.bin", 3000, &[(300, &range3)]),
         f("range-miss.bin", 3000, &[(300, &range6)]),
+        f(
+            "range-multi.bin",
+            3000,
+            &[(300, b"RANGE-A"), (309, b"RANGE-A..RANGE-B")],
+        ),
+        f(
+            "range-multi-miss.bin",
+            3000,
+            &[(300, b"RANGE-A"), (310, b"RANGE-A.RANGE-B")],
+        ),
         f("atleast.bin", 3000, &[(300, &min4)]),
         f("atleast-miss.bin", 3000, &[(300, &min3)]),
         f("atmost.bin", 3000, &[(300, &max3)]),
@@ -461,6 +471,8 @@ fn every_claimed_construct_detects_like_clamscan() -> anyhow::Result<()> {
     expect("star-miss.bin", &[]);
     expect("range.bin", &["Gen.Range"]);
     expect("range-miss.bin", &[]);
+    expect("range-multi.bin", &["Gen.Range"]);
+    expect("range-multi-miss.bin", &[]);
     expect("atleast.bin", &["Gen.AtLeast"]);
     expect("atleast-miss.bin", &[]);
     expect("atmost.bin", &["Gen.AtMost"]);

@@ -66,6 +66,9 @@ fn wildcards_gaps_and_alternations_match_like_clamav() {
     assert_eq!(scan_all(db, b"cdab..."), Vec::<String>::new());
     assert_eq!(scan_all(db, b"12..34 12.34 12....34"), ["Range"]);
     assert_eq!(scan_all(db, b"12.34 12....34"), Vec::<String>::new());
+    // Several candidate starts: the farthest one still in range decides.
+    assert_eq!(scan_all(db, b"12.12..34"), ["Range"]);
+    assert_eq!(scan_all(db, b"12....12.34"), Vec::<String>::new());
     assert_eq!(scan_all(db, b"qr..st"), ["AtLeast"]);
     assert_eq!(scan_all(db, b"qr.st."), Vec::<String>::new());
     assert_eq!(scan_all(db, b"uvwx.."), ["AtMost"]);

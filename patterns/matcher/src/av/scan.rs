@@ -13,7 +13,7 @@
 //! are updated incrementally. Memory stays bounded by the longest part, the
 //! largest `EOF-n` and the recorded ends of bounded gaps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use md5::Digest;
@@ -206,7 +206,7 @@ pub struct Scanner<'db> {
     always_next: Vec<u64>,
     /// Multi-part bodies: per part (but the last) the recorded chain ends
     /// as (end offset, chain start).
-    chains: HashMap<u32, Vec<Vec<(u64, u64)>>>,
+    chains: HashMap<u32, Vec<VecDeque<(u64, u64)>>>,
     /// Bodies that reported already (standalone signatures stop).
     finished: Vec<u64>,
     /// Logical signature → per-subsignature match counts.
@@ -411,19 +411,27 @@ impl<'db> Scanner<'db> {
             }
             start
         } else {
-            let Some(chains) = self.chains.get(&b) else {
+            let Some(chains) = self.chains.get_mut(&b) else {
                 return;
             };
             let Some(gap) = body.gaps.get(p as usize - 1) else {
                 return;
             };
-            let prev = &chains[p as usize - 1];
-            match prev
-                .iter()
-                .find(|(e, _)| *e <= start && gap.allows(start - *e))
-            {
-                Some(&(_, cs)) => cs,
-                None => return,
+            // Ends are recorded in increasing order and this part's starts
+            // only grow: drop ends now too far back; the oldest remaining
+            // end is then the farthest, so it alone decides.
+            let prev = &mut chains[p as usize - 1];
+            if let Some(max) = gap.max {
+                while prev
+                    .front()
+                    .is_some_and(|(e, _)| e.saturating_add(max) < start)
+                {
+                    prev.pop_front();
+                }
+            }
+            match prev.front() {
+                Some(&(e, cs)) if e <= start && gap.allows(start - e) => cs,
+                _ => return,
             }
         };
         if last {
@@ -436,18 +444,23 @@ impl<'db> Scanner<'db> {
         let chains = self
             .chains
             .entry(b)
-            .or_insert_with(|| vec![Vec::new(); nparts - 1]);
+            .or_insert_with(|| vec![VecDeque::new(); nparts - 1]);
         let list = &mut chains[p as usize];
         match gap.max {
             None => {
                 if list.is_empty() {
-                    list.push((end, chain_start));
+                    list.push_back((end, chain_start));
                 }
             }
             Some(max) => {
-                list.retain(|(e, _)| e.saturating_add(max).saturating_add(next_len) >= end);
-                if list.last().is_none_or(|(e, _)| *e != end) {
-                    list.push((end, chain_start));
+                while list
+                    .front()
+                    .is_some_and(|(e, _)| e.saturating_add(max).saturating_add(next_len) < end)
+                {
+                    list.pop_front();
+                }
+                if list.back().is_none_or(|(e, _)| *e != end) {
+                    list.push_back((end, chain_start));
                 }
             }
         }
