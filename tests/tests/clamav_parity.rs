@@ -36,6 +36,7 @@ Gen.Alt:0:*:414c542d(54574f|4f4e45)2d454e44
 Gen.AltByte:0:*:424954(31|32|33)2d454e44
 Gen.NotAlt:0:*:4e4f542d!(58|59)2d454e44
 Gen.NotAltMulti:0:*:4e4f54322d!(5858|5959)2d454e44
+Gen.VarAlt:0:*:5641522d(41|4242|4?43)2d454e44
 Gen.Anchor:0:*:414e43484f52[2-4]21
 Gen.Offset0:0:0:5354415254
 Gen.Offset100:0:100:4f464631303021
@@ -131,6 +132,17 @@ fn generated_files() -> Vec<(String, Vec<u8>)> {
         f("alt-miss.bin", 3000, &[(7, b"ALT-SIX-END")]),
         f("altbyte.bin", 3000, &[(7, b"BIT2-END")]),
         f("altbyte-miss.bin", 3000, &[(7, b"BIT4-END")]),
+        f(
+            "varalt.bin",
+            3000,
+            &[(7, b"VAR-BB-END"), (90, b"VAR-A-END")],
+        ),
+        f("varalt-nibble.bin", 3000, &[(7, b"VAR-OC-END")]),
+        f(
+            "varalt-miss.bin",
+            3000,
+            &[(7, b"VAR-B-END"), (90, b"VAR-AA-END")],
+        ),
         f(
             "notalt.bin",
             3000,
@@ -483,6 +495,9 @@ fn every_claimed_construct_detects_like_clamscan() -> anyhow::Result<()> {
     expect("alt-miss.bin", &[]);
     expect("altbyte.bin", &["Gen.AltByte"]);
     expect("altbyte-miss.bin", &[]);
+    expect("varalt.bin", &["Gen.VarAlt"]);
+    expect("varalt-nibble.bin", &["Gen.VarAlt"]);
+    expect("varalt-miss.bin", &[]);
     expect("notalt.bin", &["Gen.NotAlt", "Gen.NotAltMulti"]);
     expect("notalt-miss.bin", &[]);
     expect("anchor.bin", &["Gen.Anchor"]);

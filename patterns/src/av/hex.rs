@@ -3,8 +3,9 @@
 //!
 //! Supported: hex bytes, `??`, `a?`, `?a`, `*`, `{n}`, `{n-}`, `{-n}`,
 //! `{n-m}`, `[n-m]`, fixed-length alternations `(aa|bb)` / `(aabb|ccdd)`
-//! and their negations `!(..)`. The boundary classes `(B)`, `(L)`, `(W)` and
-//! variable-length alternations are reported as unsupported.
+//! and their negations `!(..)`, and variable-length alternations `(aa|bbcc)`
+//! in `.ndb` (the signature is expanded into one variant per alternative).
+//! The boundary classes `(B)`, `(L)`, `(W)` are reported as unsupported.
 
 use sandgate_matcher::av::{ByteSet, Gap, Part, Seg};
 
@@ -32,11 +33,31 @@ pub struct Body {
 enum Item {
     Seg(Seg),
     Gap(Gap),
+    /// An alternation whose alternatives differ in length: the signature is
+    /// expanded into one variant per alternative.
+    Var(Vec<Vec<ByteSet>>),
 }
 
-/// Parse `text`; `nocase` applies the `::i` modifier (ASCII letters match
-/// either case).
+/// Most variants a signature with variable-length alternations expands to.
+const MAX_VARIANTS: usize = 64;
+
+/// Parse `text` into one body; a variable-length alternation (which needs
+/// several) is reported as unsupported here.
 pub fn parse(text: &str, nocase: bool) -> Result<Body, HexError> {
+    let mut v = parse_variants(text, nocase)?;
+    if v.len() != 1 {
+        return Err(HexError::Unsupported(
+            "variable-length alternation in a logical subsignature".into(),
+        ));
+    }
+    v.pop()
+        .ok_or_else(|| HexError::Malformed("empty hex signature".into()))
+}
+
+/// Parse `text` into its variants (one unless it has variable-length
+/// alternations); `nocase` applies the `::i` modifier (ASCII letters match
+/// either case).
+pub fn parse_variants(text: &str, nocase: bool) -> Result<Vec<Body>, HexError> {
     let s = text.as_bytes();
     if s.is_empty() {
         return Err(HexError::Malformed("empty hex signature".into()));
@@ -82,7 +103,7 @@ pub fn parse(text: &str, nocase: bool) -> Result<Body, HexError> {
                     )));
                 }
                 let close = find(s, i + 1, b')')?;
-                items.push(Item::Seg(alternation(&text[i + 2..close], true, nocase)?));
+                items.push(alternation(&text[i + 2..close], true, nocase)?);
                 i = close + 1;
             }
             b'(' => {
@@ -91,7 +112,7 @@ pub fn parse(text: &str, nocase: bool) -> Result<Body, HexError> {
                 if matches!(inner, "B" | "L" | "W") {
                     return Err(HexError::Unsupported(format!("character class ({inner})")));
                 }
-                items.push(Item::Seg(alternation(inner, false, nocase)?));
+                items.push(alternation(inner, false, nocase)?);
                 i = close + 1;
             }
             _ => {
@@ -109,7 +130,43 @@ pub fn parse(text: &str, nocase: bool) -> Result<Body, HexError> {
             }
         }
     }
-    assemble(items)
+    let mut variants: Vec<Vec<Item>> = vec![Vec::new()];
+    for item in items {
+        match item {
+            Item::Var(options) => {
+                if variants.len() * options.len() > MAX_VARIANTS {
+                    return Err(HexError::Unsupported(format!(
+                        "variable-length alternations expanding to more than {MAX_VARIANTS} variants"
+                    )));
+                }
+                let mut next = Vec::new();
+                for v in &variants {
+                    for o in &options {
+                        let mut nv: Vec<Item> = v.iter().map(Item::duplicate).collect();
+                        nv.extend(o.iter().map(|c| Item::Seg(Seg::Class(*c))));
+                        next.push(nv);
+                    }
+                }
+                variants = next;
+            }
+            other => {
+                for v in variants.iter_mut() {
+                    v.push(other.duplicate());
+                }
+            }
+        }
+    }
+    variants.into_iter().map(assemble).collect()
+}
+
+impl Item {
+    fn duplicate(&self) -> Item {
+        match self {
+            Item::Seg(s) => Item::Seg(s.clone()),
+            Item::Gap(g) => Item::Gap(*g),
+            Item::Var(o) => Item::Var(o.clone()),
+        }
+    }
 }
 
 fn find(s: &[u8], from: usize, what: u8) -> Result<usize, HexError> {
@@ -205,7 +262,7 @@ fn nocase_class(c: ByteSet, nocase: bool) -> ByteSet {
 }
 
 /// `aa|bb|..` (inside the parentheses).
-fn alternation(inner: &str, negated: bool, nocase: bool) -> Result<Seg, HexError> {
+fn alternation(inner: &str, negated: bool, nocase: bool) -> Result<Item, HexError> {
     let mut options: Vec<Vec<ByteSet>> = Vec::new();
     for opt in inner.split('|') {
         let b = opt.as_bytes();
@@ -234,9 +291,12 @@ fn alternation(inner: &str, negated: bool, nocase: bool) -> Result<Seg, HexError
     }
     let len = options[0].len();
     if options.iter().any(|o| o.len() != len) {
-        return Err(HexError::Unsupported(format!(
-            "variable-length alternation `({inner})`"
-        )));
+        if negated {
+            return Err(HexError::Malformed(format!(
+                "a negated alternation needs alternatives of one length, `!({inner})` has several; ClamAV rejects this database"
+            )));
+        }
+        return Ok(Item::Var(options));
     }
     if options.len() * len > MAX_ALT {
         return Err(HexError::Unsupported(format!(
@@ -253,9 +313,13 @@ fn alternation(inner: &str, negated: bool, nocase: bool) -> Result<Seg, HexError
                 }
             }
         }
-        return Ok(Seg::Class(if negated { set.complement() } else { set }));
+        return Ok(Item::Seg(Seg::Class(if negated {
+            set.complement()
+        } else {
+            set
+        })));
     }
-    Ok(Seg::Alt { options, negated })
+    Ok(Item::Seg(Seg::Alt { options, negated }))
 }
 
 /// Group items into parts split at gaps; adjacent gaps add up.
@@ -271,6 +335,11 @@ fn assemble(items: Vec<Item>) -> Result<Body, HexError> {
                     gaps.push(g);
                 }
                 segs.push(s);
+            }
+            Item::Var(_) => {
+                return Err(HexError::Malformed(
+                    "internal: unexpanded alternation".into(),
+                ))
             }
             Item::Gap(g) => {
                 if segs.is_empty() && parts.is_empty() {

@@ -328,18 +328,20 @@ impl Compiler {
         let min = parse_flevel(name, f.get(4).copied(), "minimum")?;
         let max = parse_flevel(name, f.get(5).copied(), "maximum")?;
         let offset = parse_offset(name, f[2])?;
-        let body = hex::parse(f[3], false).map_err(|e| hex_fail(name, e))?;
+        let variants = hex::parse_variants(f[3], false).map_err(|e| hex_fail(name, e))?;
         check_target(name, target)?;
         let offset = offset?;
         self.level(name, min, max)?;
         self.ignore(name)?;
         let sig = self.add_name(name);
-        self.out.db.bodies.push(BodySig {
-            owner: Owner::Sig(sig),
-            offset,
-            parts: body.parts,
-            gaps: body.gaps,
-        });
+        for body in variants {
+            self.out.db.bodies.push(BodySig {
+                owner: Owner::Sig(sig),
+                offset,
+                parts: body.parts,
+                gaps: body.gaps,
+            });
+        }
         Ok(())
     }
 

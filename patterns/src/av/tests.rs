@@ -53,7 +53,8 @@ fn wildcards_gaps_and_alternations_match_like_clamav() {
          Alt:0:*:4142(43|44)45\n\
          MultiAlt:0:*:5a5a(4142|4344)5a\n\
          NotAlt:0:*:6d6d!(6e|6f)6d\n\
-         Anchor:0:*:2b2b2b[1-2]2d\n",
+         Anchor:0:*:2b2b2b[1-2]2d\n\
+         VarAlt:0:*:5641522d(41|4242)2d454e44\n",
     );
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert!(out.skipped.is_empty(), "{:?}", out.skipped);
@@ -79,6 +80,9 @@ fn wildcards_gaps_and_alternations_match_like_clamav() {
     assert_eq!(scan_all(db, b"mmpm.."), ["NotAlt"]);
     assert_eq!(scan_all(db, b"+++.-."), ["Anchor"]);
     assert_eq!(scan_all(db, b"+++...-"), Vec::<String>::new());
+    assert_eq!(scan_all(db, b"xVAR-A-END"), ["VarAlt"]);
+    assert_eq!(scan_all(db, b"xVAR-BB-END"), ["VarAlt"]);
+    assert_eq!(scan_all(db, b"xVAR-B-END"), Vec::<String>::new());
 }
 
 #[test]
@@ -216,10 +220,13 @@ fn unsupported_constructs_and_levels_are_skipped_with_their_place() {
 fn malformed_lines_are_errors_naming_the_line_and_the_rest_compiles() {
     let out = compile(
         "m.ndb",
-        "Ok:0:*:4142\nOdd:0:*:414\nNoClose:0:*:41(42|43\nFields:0:*\nWild:0:*:*4142\nOk2:0:*:4344\n",
+        "Ok:0:*:4142\nOdd:0:*:414\nNoClose:0:*:41(42|43\nFields:0:*\nWild:0:*:*4142\nOk2:0:*:4344\nNegVar:0:*:4142!(43|4444)\n",
     );
     let errs: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
-    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert!(errs[4].starts_with(
+        "m.ndb:7: signature NegVar: a negated alternation needs alternatives of one length"
+    ));
     assert!(errs[0].starts_with("m.ndb:2: signature Odd: odd number of hex digits"));
     assert!(errs[1].starts_with("m.ndb:3: signature NoClose: `(` at character"));
     assert!(errs[2].starts_with("m.ndb:4: expected NAME:TARGET:OFFSET:HEX"));
