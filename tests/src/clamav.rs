@@ -288,3 +288,44 @@ pub fn sandgate_cli_detections(
     }
     Ok(map)
 }
+
+/// The AV modules of `bundle` loaded into the runtime directly and fed
+/// `chunk` bytes per `feed` call (the wasm guest's own chunk handling,
+/// without the CLI's 64 KiB reads).
+pub fn wasm_chunked(bundle: &Path, files: &[PathBuf], chunk: usize) -> anyhow::Result<Detections> {
+    let bundle = sandgate_patterns::bundle::Bundle::read(bundle)?;
+    let engine = crate::engine();
+    let mut instances = Vec::new();
+    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
+        let module = engine.load(&entry.id, bytes)?;
+        instances.push(module.instantiate_scanner()?);
+    }
+    let opts = sandgate_runtime::ScanOptions {
+        max_file_size: 0,
+        all_match: true,
+        max_scan_fuel: None,
+    };
+    let mut map = Detections::new();
+    for f in files {
+        let data = std::fs::read(f).with_context(|| f.display().to_string())?;
+        let mut names = BTreeSet::new();
+        for inst in &mut instances {
+            let id = inst.begin(&opts)?;
+            for c in data.chunks(chunk.max(1)) {
+                inst.feed(id, c)?;
+            }
+            let report = inst.finish(id)?;
+            if let Some(l) = report.limit_exceeded {
+                bail!("{}: the AV module hit its {l} limit", f.display());
+            }
+            let rules = &inst.module().info().rules;
+            for d in &report.detections {
+                if let Some(r) = rules.get(d.signature as usize) {
+                    names.insert(r.msg.clone());
+                }
+            }
+        }
+        map.insert(f.clone(), names);
+    }
+    Ok(map)
+}

@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::Context;
 use sandgate_tests::clamav::{
     clamscan_detections, compile_files, diff, sandgate_cli_detections, sandgate_detections,
-    sandgate_scan, sigtool, testfiles, with_marks, Detections,
+    sandgate_scan, sigtool, testfiles, wasm_chunked, with_marks, Detections,
 };
 use sandgate_tests::shared_data;
 
@@ -362,6 +362,23 @@ fn assert_parity(dbs: &[PathBuf], files: &[PathBuf]) -> anyhow::Result<Detection
         "sandgate scan (wasm) differs from clamscan:\n{}",
         d.join("\n")
     );
+    // The same module fed odd-sized chunks directly through the runtime.
+    let bundle = work.path().join("av.bundle");
+    let small: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() <= 256 * 1024))
+        .cloned()
+        .collect();
+    for (chunk, set) in [(4093, files), (7, &small[..])] {
+        let got = wasm_chunked(&bundle, set, chunk)?;
+        let want: Detections = set.iter().map(|f| (f.clone(), clam[f].clone())).collect();
+        let d = diff(&want, &got);
+        assert!(
+            d.is_empty(),
+            "AV module fed {chunk}-byte chunks differs from clamscan:\n{}",
+            d.join("\n")
+        );
+    }
     for f in files {
         let data = std::fs::read(f)?;
         let whole = &ours[f];
