@@ -91,6 +91,9 @@ pub(crate) struct Prefilter {
     /// (kind, digest) → hash signature indexes.
     hashes: HashMap<(HashKind, Vec<u8>), Vec<u32>>,
     need: [bool; 3],
+    /// Per hash kind: the largest file size a signature accepts (`u64::MAX`
+    /// when one accepts any size); past it the hash is not computed.
+    max_size: [u64; 3],
 }
 
 impl Prefilter {
@@ -144,8 +147,11 @@ impl Prefilter {
         };
         let mut hashes: HashMap<(HashKind, Vec<u8>), Vec<u32>> = HashMap::new();
         let mut need = [false; 3];
+        let mut max_size = [0u64; 3];
         for (i, h) in db.hashes.iter().enumerate() {
             need[h.kind as usize] = true;
+            let k = h.kind as usize;
+            max_size[k] = max_size[k].max(h.size.unwrap_or(u64::MAX));
             hashes
                 .entry((h.kind, h.digest.clone()))
                 .or_default()
@@ -161,6 +167,7 @@ impl Prefilter {
             eof_keep,
             hashes,
             need,
+            max_size,
         }
     }
 }
@@ -173,6 +180,20 @@ struct Hashers {
 }
 
 impl Hashers {
+    /// Stop computing hashes no signature can match once the data is
+    /// longer than every size their signatures name.
+    fn prune(&mut self, total: u64, max_size: &[u64; 3]) {
+        if total > max_size[HashKind::Md5 as usize] {
+            self.md5 = None;
+        }
+        if total > max_size[HashKind::Sha1 as usize] {
+            self.sha1 = None;
+        }
+        if total > max_size[HashKind::Sha256 as usize] {
+            self.sha256 = None;
+        }
+    }
+
     fn update(&mut self, data: &[u8]) {
         if let Some(h) = &mut self.md5 {
             h.update(data);
@@ -284,6 +305,8 @@ impl<'db> Scanner<'db> {
         } else {
             chunk
         };
+        self.hashers
+            .prune(self.pos + chunk.len() as u64, &self.pf.max_size);
         self.hashers.update(chunk);
         if self.pf.eof_keep > 0 {
             keep_tail(&mut self.tail, chunk, self.pf.eof_keep);
