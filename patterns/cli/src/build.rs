@@ -8,7 +8,7 @@ use sandgate_patterns::bundle::Bundle;
 use sandgate_patterns::pipeline::{build, BuildOptions};
 use sandgate_patterns::rules::Vars;
 use sandgate_patterns::sign::{read_private_key, KeyId};
-use sandgate_patterns::vectors::{expectation, show_counts};
+use sandgate_patterns::vectors::{expectation, pack_files, show_counts};
 use sandgate_runtime::{Engine, EngineConfig};
 
 use crate::vectors;
@@ -21,6 +21,8 @@ pub struct Args {
     pub bundle_version: Option<u64>,
     pub sign: Option<PathBuf>,
     pub vectors: Option<PathBuf>,
+    /// Files to embed as the AV module's test vectors.
+    pub scan_vectors: Vec<PathBuf>,
     pub inputs: Vec<PathBuf>,
 }
 
@@ -37,6 +39,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut files = Vec::new();
+    for path in &args.scan_vectors {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading scan test vector {}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        files.push((name, bytes));
+    }
     let vars = match &args.vars {
         Some(path) => Vars::from_yaml_file(path)
             .with_context(|| format!("reading vars file {}", path.display()))?,
@@ -61,7 +73,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if let Some(pcap) = pcap {
-        record_vectors(&mut report.bundle, pcap)?;
+        record_vectors(&mut report.bundle, pcap, "ips")?;
+    }
+    if !files.is_empty() {
+        if report.av.is_none() {
+            anyhow::bail!("--scan-vectors given, but no signature database was compiled");
+        }
+        record_vectors(&mut report.bundle, pack_files(&files), "av")?;
     }
     if let Some(key) = &key {
         report.bundle.sign(key);
@@ -134,9 +152,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run `pcap` through each freshly built module on a default engine and
-/// record what it reports as the module's expectation.
-fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
+/// Run `vectors` (a capture for `ips` modules, packed files for `av`
+/// modules) through each freshly built module of that kind on a default
+/// engine and record what it reports as the module's expectation.
+fn record_vectors(bundle: &mut Bundle, vectors: Vec<u8>, kind: &str) -> anyhow::Result<()> {
     let engine =
         Engine::new(EngineConfig::default()).context("starting a runtime for the test vectors")?;
     let interfaces: Vec<String> = EngineConfig::default()
@@ -146,14 +165,13 @@ fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
         .collect();
     let mut recorded = Vec::new();
     for (entry, bytes) in bundle.select(&interfaces).chosen {
-        // A capture tests IPS modules; AV modules are tested on files.
-        if entry.kind == "av" {
+        if entry.kind != kind {
             continue;
         }
         let module = engine
             .load(&entry.id, bytes)
             .with_context(|| format!("loading module {} to record its test vectors", entry.id))?;
-        let run = vectors::run(&module, &pcap)?;
+        let run = vectors::run(&module, &vectors)?;
         if !run.faults.is_empty() {
             anyhow::bail!(
                 "module {} faulted on the test vectors ({:?}); not recording them",
@@ -170,7 +188,7 @@ fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
         recorded.push((entry.id.clone(), expectation(&run.counts)));
     }
     for (id, expect) in recorded {
-        bundle.set_vectors(&id, pcap.clone(), expect);
+        bundle.set_vectors(&id, vectors.clone(), expect);
     }
     Ok(())
 }

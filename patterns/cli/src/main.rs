@@ -62,6 +62,11 @@ enum Command {
         /// freshly built module raises on it become the expectation.
         #[arg(long, value_name = "PCAP")]
         vectors: Option<PathBuf>,
+        /// Files to embed as the AV module's test vectors (repeatable); the
+        /// signatures the freshly built module detects in them become the
+        /// expectation.
+        #[arg(long = "scan-vectors", value_name = "FILE")]
+        scan_vectors: Vec<PathBuf>,
         /// Rule files (`.rules`) and signature databases (`.hdb`, `.hsb`,
         /// `.ndb`, `.ldb`, `.ign2`).
         #[arg(required = true)]
@@ -136,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundle_version,
             sign,
             vectors,
+            scan_vectors,
             inputs,
         } => build::run(build::Args {
             output,
@@ -144,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundle_version,
             sign,
             vectors,
+            scan_vectors,
             inputs,
         }),
         Command::Keygen { out } => keygen(&out),
@@ -153,9 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let m = matrix::run(&b, &field)?;
             print!("{}", m.table());
             let gaps = m.gaps();
+            for (e, id) in m.not_shipped() {
+                println!("module `{id}` is not shipped to {e} (it lacks the module's interface)");
+            }
             if gaps.is_empty() {
                 println!(
-                    "every field engine has a working variant of every module ({} engine(s), {} module(s))",
+                    "every field engine has a working variant of every module shipped to it ({} engine(s), {} module(s))",
                     m.engines.len(),
                     m.modules.len()
                 );
