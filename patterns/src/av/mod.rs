@@ -19,7 +19,9 @@ pub mod ldb;
 
 use std::collections::HashSet;
 
-use sandgate_matcher::av::{AvDb, BodySig, HashKind, HashSig, LogicalSig, Offset, Owner};
+use sandgate_matcher::av::{
+    AvDb, BodySig, HashKind, HashSig, LogicalSig, Offset, Owner, MAX_EOF_BACK,
+};
 
 /// ClamAV functionality level (FLEVEL) of clamscan 1.4.3, the level
 /// Sandgate's AV interface 1.1.0 implements (see DESIGN.md).
@@ -27,9 +29,6 @@ pub const CLAMAV_FLEVEL: u32 = 213;
 
 /// Minimum FLEVEL field ClamAV demands of a hash signature with size `*`.
 const HASH_ANY_SIZE_FLEVEL: u32 = 73;
-
-/// Largest `EOF-n` distance accepted (the scanner keeps that much tail).
-const MAX_EOF_BACK: u64 = 16 << 20;
 
 /// One database file: `name` (e.g. `example.ndb`) decides the kind.
 #[derive(Debug, Clone, Copy)]

@@ -355,3 +355,38 @@ fn random_signature_text_never_panics() {
         let _ = scan(&out.db, &data, 1 + (round % 9));
     }
 }
+
+/// A decoded database either fails validation or scans without panicking,
+/// whatever byte of it was damaged.
+#[test]
+fn damaged_database_bytes_never_panic_the_scanner() {
+    let out = compile_databases(
+        &[
+            DbFile {
+                name: "d.ndb",
+                text: "A:0:*:41(42|43)??{1-3}44*4546\nB:0:EOF-4:4748\nC:0:2,3:49(4a4a|4b4b)\n",
+            },
+            DbFile {
+                name: "d.ldb",
+                text: "L;Engine:51-255,Target:0,FileSize:1-999;(0&1)>1,2;4142;EOF-9:4344\n",
+            },
+            DbFile {
+                name: "d.hdb",
+                text: "e80b5017098950fc58aad83c8c14978e:6:H\n",
+            },
+        ],
+        CLAMAV_FLEVEL,
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let bytes = out.db.to_bytes();
+    let data = b"xxABC.DxxEFGHIJJAB..CDGH";
+    for i in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= flip;
+            if let Ok(db) = AvDb::from_bytes(&damaged) {
+                let _ = scan(&db, data, 5);
+            }
+        }
+    }
+}

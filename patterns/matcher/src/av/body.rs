@@ -161,6 +161,19 @@ impl Part {
         self.len == 0
     }
 
+    /// Length, elements and anchor agree (checked on decoded databases).
+    pub fn is_consistent(&self) -> bool {
+        let segs_ok = self.segs.iter().all(|s| match s {
+            Seg::Class(_) => true,
+            Seg::Alt { options, .. } => {
+                let n = options.first().map_or(0, Vec::len);
+                n > 0 && options.iter().all(|o| o.len() == n)
+            }
+        });
+        let sum: usize = self.segs.iter().map(Seg::len).sum();
+        segs_ok && sum == self.len() && self.anchor_at as usize + self.anchor.len() <= self.len()
+    }
+
     /// Does the part match `data` starting at its first byte?
     #[inline]
     pub fn matches_at(&self, data: &[u8]) -> bool {
@@ -169,10 +182,10 @@ impl Part {
         }
         let mut at = 0usize;
         for s in &self.segs {
-            if !s.matches(&data[at..]) {
-                return false;
+            match data.get(at..) {
+                Some(rest) if s.matches(rest) => at += s.len(),
+                _ => return false,
             }
-            at += s.len();
         }
         true
     }

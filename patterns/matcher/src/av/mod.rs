@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 pub use body::{ByteSet, Gap, Part, Seg};
 pub use scan::{Detection, LimitKind, ScanLimits, ScanOutcome, Scanner, MIN_SCAN_SIZE};
 
+/// Largest `EOF-n` distance a database may use: the scanner keeps that
+/// much file tail, so it bounds a scan's memory.
+pub const MAX_EOF_BACK: u64 = 16 << 20;
+
 /// A compiled signature database.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AvDb {
@@ -95,7 +99,10 @@ impl AvDb {
             if !ok || b.parts.is_empty() || b.gaps.len() + 1 != b.parts.len() {
                 return Err(DecodeError(format!("body pattern {i} is malformed")));
             }
-            if b.parts.iter().any(|p| p.is_empty()) {
+            if matches!(b.offset, Offset::Eof { back, .. } if back > MAX_EOF_BACK) {
+                return Err(DecodeError(format!("body pattern {i} keeps too much tail")));
+            }
+            if b.parts.iter().any(|p| p.is_empty() || !p.is_consistent()) {
                 return Err(DecodeError(format!("body pattern {i} has an empty part")));
             }
         }
