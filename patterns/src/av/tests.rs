@@ -390,3 +390,41 @@ fn damaged_database_bytes_never_panic_the_scanner() {
         }
     }
 }
+
+#[test]
+fn first_match_mode_stops_and_size_limit_is_reported() {
+    let out = compile("t.ndb", "A:0:*:4142\nC:0:*:4344\n");
+    let db = &out.db;
+    let mut s = Scanner::new(
+        db,
+        ScanLimits {
+            max_file_size: u64::MAX,
+            all_match: false,
+        },
+    );
+    s.feed(b"..AB..");
+    assert!(s.done(), "a certain detection lets the caller stop feeding");
+    s.feed(b"CD....");
+    let o = s.finish();
+    assert_eq!(o.detections.len(), 1);
+    assert_eq!(db.name(o.detections[0].signature), "A");
+    assert_eq!(o.detections[0].offset, 2);
+    assert_eq!(o.limit_exceeded, None);
+
+    let mut s = Scanner::new(
+        db,
+        ScanLimits {
+            max_file_size: 8,
+            all_match: true,
+        },
+    );
+    s.feed(b"..AB..");
+    s.feed(b"..CD..");
+    let o = s.finish();
+    assert_eq!(
+        o.limit_exceeded,
+        Some(sandgate_matcher::av::LimitKind::MaxFileSize)
+    );
+    let names: Vec<&str> = o.detections.iter().map(|d| db.name(d.signature)).collect();
+    assert_eq!(names, ["A"], "data past the limit is not scanned");
+}
