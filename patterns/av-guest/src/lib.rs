@@ -40,6 +40,9 @@ static mut DESCRIPTOR: [u32; 4] = [MAGIC0, MAGIC1, 0, 0];
 /// Fixed fuel per call (`finish` evaluates hashes and logical signatures).
 const FUEL_PER_CALL: u64 = 100_000;
 /// Fuel per fed byte: prefilter, part verification, incremental hashes.
+/// Measured ~42 per byte with `../shared/data/clamav/`'s example databases
+/// on random, zero and text content; the budget leaves room for large
+/// databases (many prefilter candidates), it is not a consumption figure.
 const FUEL_PER_BYTE: u64 = 400;
 
 fn signature_data() -> &'static [u8] {
