@@ -366,7 +366,7 @@ impl ScanInstance {
                 .module
                 .fault(FaultKind::Instantiate, "no live instance".into()));
         };
-        let scan_binds = *fuel_left < budget;
+        let scan_binds = *fuel_left <= budget;
         let given = budget.min(*fuel_left);
         let _ = store.set_fuel(given);
         store.data_mut().begin_call();

@@ -144,6 +144,22 @@ fn a_trap_in_feed_costs_only_that_scan() {
 }
 
 #[test]
+fn a_feed_growing_memory_past_the_cap_is_a_memory_limit_fault() {
+    let m = load(&AvOptions {
+        feed: FeedBody::GrowMemory,
+        ..AvOptions::default()
+    });
+    let mut inst = m.instantiate_scanner().unwrap();
+    let err = inst
+        .scan_reader(&mut &b"x"[..], &ScanOptions::default(), 4)
+        .expect_err("fault")
+        .expect_err("not I/O");
+    assert_eq!(err.kind, FaultKind::MemoryLimit);
+    assert!(err.message.contains("refused: cap is"), "{err}");
+    assert!(inst.is_poisoned());
+}
+
+#[test]
 fn the_scan_time_limit_is_a_verdict_not_a_fault() {
     let m = load(&AvOptions::default());
     let content = vec![b'.'; 256 * 1024];

@@ -31,6 +31,8 @@ pub enum FeedBody {
     LoopForever,
     /// Traps with `unreachable`.
     Unreachable,
+    /// Grows memory 1 MiB at a time until growth fails, then traps.
+    GrowMemory,
     /// Traps when the chunk contains `trap_on`, else behaves like
     /// `MatchBytes` with `needle`/`signature`.
     TrapOn {
@@ -117,6 +119,10 @@ pub fn av_component(opts: &AvOptions) -> Result<Vec<u8>, TestkitError> {
     let feed = match &opts.feed {
         FeedBody::LoopForever => "(loop $forever (br $forever)) (i32.const 0)".to_string(),
         FeedBody::Unreachable => "unreachable".to_string(),
+        FeedBody::GrowMemory => "(loop $grow
+      (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    unreachable"
+            .to_string(),
         FeedBody::MatchBytes { .. } => "(call $match (local.get $ptr) (local.get $len))".into(),
         FeedBody::TrapOn { .. } => format!(
             "(if (call $contains (local.get $ptr) (local.get $len) (i32.const {}) (i32.const {}))
