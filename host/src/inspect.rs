@@ -20,14 +20,16 @@
 //! once. Rule thresholds ([`threshold`]) then decide which alerts are
 //! emitted and whether a `drop` applies.
 //!
-//! AV modules ([`StreamScanner`]) get the reassembled payload of every TCP
-//! direction as one scan, fed with each chunk's new bytes: a signature
-//! matching the stream (e.g. a file in an HTTP response, split over many
-//! segments) raises one alert naming it, attributed to the packet that
-//! completed the match — or, for signatures decided at the end (hashes,
-//! logical signatures), to the direction's FIN/RST or its last packet when
-//! the flow expires or the capture ends. An AV fault costs that stream's
-//! scan; it never changes a packet's verdict.
+//! AV modules ([`StreamScanner`]) scan the payloads of every reassembled TCP
+//! direction ([`payload`](crate::payload): each HTTP/1.x message body, or
+//! the whole stream when it is not HTTP), fed with each chunk's new bytes:
+//! a signature matching a payload (e.g. a file in an HTTP response, split
+//! over many segments) raises one alert naming it, attributed to the packet
+//! that completed the match — or, for signatures decided at the end
+//! (hashes, logical signatures), to the packet that ended the body, the
+//! direction's FIN/RST, or its last packet when the flow expires or the
+//! capture ends. An AV fault costs that payload's scan; it never changes a
+//! packet's verdict.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -42,6 +44,7 @@ use sandgate_runtime::{
 use crate::decode::{proto, Decoded};
 use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
 use crate::flow::{Direction, FlowView};
+use crate::payload::{Piece, Splitter};
 use crate::stream::{self, Reassembler, StreamConfig};
 use crate::threshold::{self, Subject, ThresholdConfig, ThresholdTable};
 
@@ -425,9 +428,13 @@ pub struct StreamScanner {
 }
 
 struct StreamScan {
-    /// `None` once the outcome is settled and reported: the rest of the
-    /// direction is not scanned.
+    /// Which bytes of the direction are payload (HTTP bodies, or all).
+    splitter: Splitter,
+    /// The scan of the current payload, once it has bytes.
     id: Option<ScanId>,
+    /// The current payload's outcome is settled (reported, or faulted):
+    /// the rest of it is not scanned.
+    settled: bool,
     last: PacketMeta,
 }
 
@@ -455,48 +462,75 @@ impl StreamScanner {
         self.last_fault = Some(fault);
     }
 
-    /// Feeds new stream bytes of (flow, direction); returns the signatures
-    /// the scan settled on (empty until then).
+    /// Feeds new stream bytes of (flow, direction) through its payload
+    /// splitter; returns the signatures the payload scans settled on.
     fn feed(&mut self, key: (u64, u8), meta: PacketMeta, bytes: &[u8]) -> Vec<u32> {
-        if !self.open.contains_key(&key) {
-            if self.instance.is_none() {
-                match self.module.instantiate_scanner() {
-                    Ok(i) => self.instance = Some(i),
-                    Err(f) => {
-                        self.record(f);
-                        return Vec::new();
+        if self.instance.is_none() {
+            match self.module.instantiate_scanner() {
+                Ok(i) => self.instance = Some(i),
+                Err(f) => {
+                    self.record(f);
+                    return Vec::new();
+                }
+            }
+        }
+        let scan = self.open.entry(key).or_insert_with(|| StreamScan {
+            splitter: Splitter::default(),
+            id: None,
+            settled: false,
+            last: meta,
+        });
+        scan.last = meta;
+        let pieces = scan.splitter.push(bytes);
+        let mut found = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Input(r) => self.payload(key, bytes.get(r).unwrap_or(&[]), &mut found),
+                Piece::Held(held) => self.payload(key, &held, &mut found),
+                Piece::End => {
+                    let id = self.open.get_mut(&key).and_then(|s| {
+                        s.settled = false;
+                        s.id.take()
+                    });
+                    if let Some(id) = id {
+                        found.extend(self.finish(id));
                     }
                 }
             }
-            let Some(inst) = self.instance.as_mut() else {
-                return Vec::new();
-            };
-            let id = match inst.begin(&self.options) {
-                Ok(id) => Some(id),
-                Err(f) => {
-                    self.record(f);
-                    None
-                }
-            };
-            self.open.insert(key, StreamScan { id, last: meta });
         }
+        found
+    }
+
+    /// Scans payload bytes of (flow, direction), starting its scan first.
+    fn payload(&mut self, key: (u64, u8), data: &[u8], found: &mut Vec<u32>) {
         let (Some(scan), Some(inst)) = (self.open.get_mut(&key), self.instance.as_mut()) else {
-            return Vec::new();
+            return;
         };
-        scan.last = meta;
-        let Some(id) = scan.id else {
-            return Vec::new();
+        if data.is_empty() || scan.settled {
+            return;
+        }
+        let id = match scan.id {
+            Some(id) => id,
+            None => match inst.begin(&self.options) {
+                Ok(id) => *scan.id.insert(id),
+                Err(f) => {
+                    scan.settled = true;
+                    self.record(f);
+                    return;
+                }
+            },
         };
-        match inst.feed(id, bytes) {
-            Ok(false) => Vec::new(),
+        match inst.feed(id, data) {
+            Ok(false) => {}
             Ok(true) => {
                 scan.id = None;
-                self.finish(id)
+                scan.settled = true;
+                found.extend(self.finish(id));
             }
             Err(f) => {
                 scan.id = None;
+                scan.settled = true;
                 self.record(f);
-                Vec::new()
             }
         }
     }

@@ -14,6 +14,8 @@
 //! - [`threshold`] applies rule thresholds and detection filters before an
 //!   alert is emitted.
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
+//! - [`payload`] splits a reassembled TCP direction into what AV modules
+//!   scan: HTTP/1.x message bodies, or the whole stream.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
@@ -30,6 +32,7 @@ pub mod defrag;
 pub mod eve;
 pub mod flow;
 pub mod inspect;
+pub mod payload;
 pub mod replay;
 pub mod scan;
 pub mod stream;

@@ -550,3 +550,47 @@ fn replay_alerts_on_a_file_in_an_http_response_split_over_segments() {
         "the AV module is reported healthy"
     );
 }
+
+#[test]
+fn replay_matches_a_file_hash_in_a_chunked_http_body_on_keep_alive() {
+    let db = tempfile::tempdir().unwrap();
+    let (_bundle, modules) = av_bundle(db.path(), &[]);
+    let mut cap = SynthCapture::new(1_700_000_000_000_000);
+    let ending = {
+        let mut s = cap.tcp_v4([10, 0, 0, 1], 40_001, [10, 0, 0, 2], 80);
+        s.handshake();
+        s.client_sends(b"GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n");
+        s.client_ack();
+        // First response: a clean body by Content-Length.
+        s.server_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean");
+        s.client_sends(b"GET /b HTTP/1.1\r\nHost: example.test\r\n\r\n");
+        // Second response: the hashed file, chunked, the chunks split over
+        // segments; only the decoded body has the listed MD5.
+        let (a, b) = HASHED.split_at(10);
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let first = format!("{head}{:x}\r\n", a.len());
+        let mut second = a.to_vec();
+        second.extend_from_slice(format!("\r\n{:x}\r\n", b.len()).as_bytes());
+        second.extend_from_slice(&b[..5]);
+        let mut third = b[5..].to_vec();
+        third.extend_from_slice(b"\r\n0\r\n\r\n");
+        let range = s.server_sends_segments(&[first.as_bytes(), &second, &third]);
+        s.client_ack();
+        s.close();
+        range.end - 1
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("chunked.pcap");
+    cap.write_pcap(&pcap).unwrap();
+    let out = run_replay(&modules, &pcap, &ReplayOptions::default()).expect("replay");
+    let names: Vec<(&str, u64)> = out
+        .alerts
+        .iter()
+        .map(|a| (a.signature.as_str(), a.pcap_cnt))
+        .collect();
+    assert_eq!(
+        names,
+        vec![(HASH_SIG, ending)],
+        "the hash matches the decoded body, decided by the segment that ended it"
+    );
+}
