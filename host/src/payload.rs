@@ -324,6 +324,43 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_and_never_invent_payload() {
+        let mut x: u32 = 0x2545_f491;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let alphabet = b"HTTP/1.1 200\r\n:Content-Length: 3;chunked0aF\x00\xff";
+        for _ in 0..200 {
+            let len = (next() % 400) as usize;
+            let data: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() as usize) % alphabet.len()])
+                .collect();
+            let mut s = Splitter::default();
+            let mut payload = 0usize;
+            let mut at = 0;
+            while at < data.len() {
+                let n = 1 + (next() as usize) % 37;
+                let part = &data[at..(at + n).min(data.len())];
+                for p in s.push(part) {
+                    match p {
+                        Piece::Input(r) => {
+                            assert!(r.end <= part.len());
+                            payload += r.len();
+                        }
+                        Piece::Held(h) => payload += h.len(),
+                        Piece::End => {}
+                    }
+                }
+                at += n;
+            }
+            assert!(payload <= data.len());
+        }
+    }
+
+    #[test]
     fn anything_else_is_one_raw_payload() {
         assert_eq!(
             split(&[b"220 smtp.example ESMTP\r\n", b"more"]),
