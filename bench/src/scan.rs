@@ -387,7 +387,7 @@ pub fn scan_rows(
     }
     db_rows(
         engine,
-        "synthetic 4000 sigs",
+        "synthetic 4000 body + 1000 MD5",
         &synthetic(4000),
         &corpus,
         secs,
