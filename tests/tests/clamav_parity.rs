@@ -64,6 +64,7 @@ Gen.Ldb.Offsets;Target:0;0&1;EOF-10:4c4f46462d454f46;100:4c4f46462d313030
 Gen.Ldb.FileSize;Engine:51-255,Target:0,FileSize:1000-2000;0;53495a45442d
 Gen.Ldb.Nocase;Target:0;0;6e6f636173652d6d61726b6572::i
 Gen.Ldb.Wild;Target:0;0&1;574c442d??2d(41|42);574c442d2a*2d454e44
+Gen.Ldb.GapCount;Target:0;0=2;4d432d41{1-4}4d432d42
 Gen.Ldb.OldEngine;Engine:1-50,Target:0;0;4c44422d4f4e45
 ";
 
@@ -195,6 +196,12 @@ fn generated_files() -> Vec<(String, Vec<u8>)> {
             "levels.bin",
             3000,
             &[(40, b"LEVELS-OK"), (90, b"IGNORED-ME")],
+        ),
+        f("ldb-gapcount.bin", 3000, &[(10, b"MC-A.MC-BMC-A.MC-B")]),
+        f(
+            "ldb-gapcount-miss.bin",
+            3000,
+            &[(10, b"MC-A.MC-B.....MC-B.")],
         ),
         f("ldb-and.bin", 3000, &[(10, b"LDB-TWO"), (2000, b"LDB-ONE")]),
         f("ldb-or.bin", 3000, &[(10, b"LDB-OR2")]),
@@ -531,6 +538,8 @@ fn every_claimed_construct_detects_like_clamscan() -> anyhow::Result<()> {
     expect("boundary.bin", &["Gen.Boundary", "Gen.StarBoundary"]);
     expect("boundary-tail.bin", &["Gen.Boundary"]);
     expect("levels.bin", &["Gen.Levels"]);
+    expect("ldb-gapcount.bin", &["Gen.Ldb.GapCount"]);
+    expect("ldb-gapcount-miss.bin", &[]);
     expect("ldb-and.bin", &["Gen.Ldb.And"]);
     expect("ldb-or.bin", &["Gen.Ldb.Or"]);
     expect("ldb-count3.bin", &["Gen.Ldb.Eq"]);
