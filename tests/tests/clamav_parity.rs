@@ -65,6 +65,10 @@ Gen.Ldb.FileSize;Engine:51-255,Target:0,FileSize:1000-2000;0;53495a45442d
 Gen.Ldb.Nocase;Target:0;0;6e6f636173652d6d61726b6572::i
 Gen.Ldb.Wild;Target:0;0&1;574c442d??2d(41|42);574c442d2a*2d454e44
 Gen.Ldb.GapCount;Target:0;0=2;4d432d41{1-4}4d432d42
+Gen.Ldb.Wide;Target:0;0;574944452d4d41524b::w
+Gen.Ldb.WideAscii;Target:0;0=2;57412d4d4b::wa
+Gen.Ldb.WideNocase;Target:0;0;77692d??2d6d6b::wi
+Gen.Ldb.WideGap;Target:0;0;57472d41{1-3}57472d42::w
 Gen.Ldb.OldEngine;Engine:1-50,Target:0;0;4c44422d4f4e45
 ";
 
@@ -84,6 +88,13 @@ fn generated_files() -> Vec<(String, Vec<u8>)> {
         v.extend_from_slice(b);
         v
     };
+    let wide = |s: &[u8]| -> Vec<u8> { s.iter().flat_map(|b| [*b, 0]).collect() };
+    let wide_mark = wide(b"WIDE-MARK");
+    let wa_wide = wide(b"WA-MK");
+    let wi_wide = wide(b"WI-X-MK");
+    let mut wide_gap = wide(b"WG-A");
+    wide_gap.push(b'z');
+    wide_gap.extend(wide(b"WG-B"));
     let range3 = gap(b"RANGE-A", 3, b"RANGE-B");
     let range6 = gap(b"RANGE-A", 6, b"RANGE-B");
     let min4 = gap(b"MIN-A", 4, b"MIN-B");
@@ -203,6 +214,16 @@ fn generated_files() -> Vec<(String, Vec<u8>)> {
             3000,
             &[(10, b"MC-A.MC-B.....MC-B.")],
         ),
+        f("ldb-wide.bin", 3000, &[(10, &wide_mark)]),
+        f("ldb-wide-miss.bin", 3000, &[(10, b"WIDE-MARK")]),
+        f(
+            "ldb-wideascii.bin",
+            3000,
+            &[(10, b"WA-MK"), (100, &wa_wide)],
+        ),
+        f("ldb-wideascii-miss.bin", 3000, &[(10, b"WA-MK")]),
+        f("ldb-widenocase.bin", 3000, &[(10, &wi_wide)]),
+        f("ldb-widegap.bin", 3000, &[(10, &wide_gap)]),
         f("ldb-and.bin", 3000, &[(10, b"LDB-TWO"), (2000, b"LDB-ONE")]),
         f("ldb-or.bin", 3000, &[(10, b"LDB-OR2")]),
         f(
@@ -540,6 +561,12 @@ fn every_claimed_construct_detects_like_clamscan() -> anyhow::Result<()> {
     expect("levels.bin", &["Gen.Levels"]);
     expect("ldb-gapcount.bin", &["Gen.Ldb.GapCount"]);
     expect("ldb-gapcount-miss.bin", &[]);
+    expect("ldb-wide.bin", &["Gen.Ldb.Wide"]);
+    expect("ldb-wide-miss.bin", &[]);
+    expect("ldb-wideascii.bin", &["Gen.Ldb.WideAscii"]);
+    expect("ldb-wideascii-miss.bin", &[]);
+    expect("ldb-widenocase.bin", &["Gen.Ldb.WideNocase"]);
+    expect("ldb-widegap.bin", &["Gen.Ldb.WideGap"]);
     expect("ldb-and.bin", &["Gen.Ldb.And"]);
     expect("ldb-or.bin", &["Gen.Ldb.Or"]);
     expect("ldb-count3.bin", &["Gen.Ldb.Eq"]);

@@ -6,6 +6,7 @@
 //! and their negations `!(..)`, and variable-length alternations `(aa|bbcc)`
 //! in `.ndb` (the signature is expanded into one variant per alternative).
 //! The boundary classes `(B)`, `(L)`, `(W)` are reported as unsupported.
+//! [`widen`] gives the `::w` (UTF-16LE) form of a logical subsignature.
 
 use sandgate_matcher::av::{ByteSet, Gap, Part, Seg};
 
@@ -374,4 +375,35 @@ fn assemble(items: Vec<Item>) -> Result<Body, HexError> {
         ));
     }
     Ok(Body { parts, gaps })
+}
+
+/// The `::w` (wide) form of a body: every byte position is followed by a
+/// zero byte (UTF-16LE of ASCII), alternatives likewise; gaps keep their
+/// byte counts (what clamscan 1.4.3 does).
+pub fn widen(body: &Body) -> Body {
+    let zero = ByteSet::byte(0);
+    let wide =
+        |classes: &[ByteSet]| -> Vec<ByteSet> { classes.iter().flat_map(|c| [*c, zero]).collect() };
+    let parts = body
+        .parts
+        .iter()
+        .map(|p| {
+            let segs = p
+                .segs
+                .iter()
+                .flat_map(|s| match s {
+                    Seg::Class(c) => vec![Seg::Class(*c), Seg::Class(zero)],
+                    Seg::Alt { options, negated } => vec![Seg::Alt {
+                        options: options.iter().map(|o| wide(o)).collect(),
+                        negated: *negated,
+                    }],
+                })
+                .collect();
+            Part::new(segs)
+        })
+        .collect();
+    Body {
+        parts,
+        gaps: body.gaps.clone(),
+    }
 }

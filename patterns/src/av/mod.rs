@@ -406,16 +406,18 @@ impl Compiler {
             expr,
             file_size: tdb.file_size,
         });
-        for (k, offset, body) in bodies {
-            self.out.db.bodies.push(BodySig {
-                owner: Owner::Sub {
-                    logical,
-                    index: k as u8,
-                },
-                offset,
-                parts: body.parts,
-                gaps: body.gaps,
-            });
+        for (k, offset, variants) in bodies {
+            for body in variants {
+                self.out.db.bodies.push(BodySig {
+                    owner: Owner::Sub {
+                        logical,
+                        index: k as u8,
+                    },
+                    offset,
+                    parts: body.parts,
+                    gaps: body.gaps,
+                });
+            }
         }
         Ok(())
     }
@@ -442,7 +444,7 @@ fn check_target(name: &str, target: u32) -> Result<(), LineFail> {
 /// An ldb subsignature: `[OFFSET:]HEX[::MODIFIERS]`. The inner result is
 /// `Err(construct)` for valid but unsupported subsignatures.
 #[allow(clippy::type_complexity)]
-fn subsig(name: &str, text: &str) -> Result<Result<(Offset, hex::Body), String>, LineFail> {
+fn subsig(name: &str, text: &str) -> Result<Result<(Offset, Vec<hex::Body>), String>, LineFail> {
     let (main, mods) = match text.split_once("::") {
         Some((m, mods)) => (m, mods),
         None => (text, ""),
@@ -456,12 +458,13 @@ fn subsig(name: &str, text: &str) -> Result<Result<(Offset, hex::Body), String>,
     if main.contains('#') {
         return Ok(Err("byte-compare subsignature".into()));
     }
-    let mut nocase = false;
+    let (mut nocase, mut wide, mut ascii) = (false, false, false);
     for m in mods.chars() {
         match m {
             'i' => nocase = true,
-            'a' => {}
-            'w' | 'f' => return Ok(Err(format!("subsignature modifier ::{m}"))),
+            'w' => wide = true,
+            'a' => ascii = true,
+            'f' => return Ok(Err(format!("subsignature modifier ::{m}"))),
             _ => {
                 return Err(error(
                     Some(name),
@@ -480,7 +483,14 @@ fn subsig(name: &str, text: &str) -> Result<Result<(Offset, hex::Body), String>,
         Err(e) => return Err(e),
     };
     match hex::parse(hexs, nocase) {
-        Ok(b) => Ok(Ok((offset, b))),
+        // `::w` matches the UTF-16LE form, `::wa` both forms (their
+        // matches count together).
+        Ok(b) if wide && ascii => {
+            let w = hex::widen(&b);
+            Ok(Ok((offset, vec![b, w])))
+        }
+        Ok(b) if wide => Ok(Ok((offset, vec![hex::widen(&b)]))),
+        Ok(b) => Ok(Ok((offset, vec![b]))),
         Err(hex::HexError::Unsupported(c)) => Ok(Err(c)),
         Err(hex::HexError::Malformed(m)) => Err(error(Some(name), m)),
     }
