@@ -102,7 +102,7 @@ pub fn main(engine: &Engine, seconds: f64, write: Option<&Path>) -> Result<()> {
     let table = render(&rows);
     print!("{table}");
     if let Some(path) = write {
-        write_section(path, &table)?;
+        crate::write_section(path, &table, BEGIN, END)?;
         println!("updated {}", path.display());
     }
     Ok(())
@@ -217,12 +217,3 @@ fn losses(b: &Blast, before: &LiveStats, after: &LiveStats) -> String {
     )
 }
 
-fn write_section(path: &Path, table: &str) -> Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{BEGIN}\n{table}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + END.len()..]),
-        _ => format!("{old}\n{section}\n"),
-    };
-    std::fs::write(path, new).with_context(|| path.display().to_string())
-}

@@ -14,11 +14,15 @@
 //! - [`threshold`] applies rule thresholds and detection filters before an
 //!   alert is emitted.
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
+//! - [`payload`] splits a reassembled TCP direction into what AV modules
+//!   scan: HTTP/1.x message bodies, or the whole stream.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
 //! - [`live`] runs the same path on real interfaces: passive IDS or an
 //!   inline bridge (pnet), multi-worker, with fail policies and a bypass list.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
+//! - [`scan`] streams files through the bundle's AV modules and reports them
+//!   the way clamscan does (`sandgate scan`).
 //! - [`synth`] builds deterministic packets and captures for tests and the
 //!   bundled example capture (`examples/make_capture.rs`).
 //!
@@ -31,7 +35,9 @@ pub mod eve;
 pub mod flow;
 pub mod inspect;
 pub mod live;
+pub mod payload;
 pub mod replay;
+pub mod scan;
 pub mod stream;
 pub mod synth;
 pub mod threshold;

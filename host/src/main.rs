@@ -3,6 +3,9 @@
 //! Exit codes: 0 success; 2 error (unreadable or incompatible bundle,
 //! unreadable capture, output failure); 3 the replay ran but some modules of
 //! the bundle were refused (each refusal printed with its reason).
+//!
+//! `sandgate scan` uses clamscan's codes instead: 0 clean, 1 something
+//! found, 2 an error (and nothing found).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use clap::{Parser, Subcommand};
 use sandgate_host::eve::{alert_table, AlertRecord, EveWriter};
 use sandgate_host::inspect::BatchLimits;
 use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+use sandgate_host::scan::{scan_paths, FileScanner, ScanConfig};
 use sandgate_patterns::bundle::Bundle;
 use sandgate_runtime::{Engine, EngineConfig, FailPolicy};
 
@@ -46,6 +50,60 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         show: usize,
     },
+    /// Scan files with the bundle's AV modules; output and exit codes as
+    /// clamscan's (0 clean, 1 found, 2 error).
+    Scan {
+        /// Bundle built by `sandgate-patc build` from signature databases.
+        #[arg(long = "db", short = 'd', visible_alias = "database")]
+        db: PathBuf,
+        /// Scan directories recursively.
+        #[arg(short = 'r', long = "recursive")]
+        recursive: bool,
+        /// Report every matching signature, not only the first.
+        #[arg(short = 'z', long = "allmatch")]
+        allmatch: bool,
+        /// Only print infected files.
+        #[arg(short = 'i', long = "infected")]
+        infected: bool,
+        /// Do not print the summary block.
+        #[arg(long = "no-summary")]
+        no_summary: bool,
+        /// Files larger than this are not scanned (bytes; K and M suffixes;
+        /// 0 = no limit).
+        #[arg(long = "max-filesize", default_value = "100M", value_parser = parse_size)]
+        max_filesize: u64,
+        /// Scan-time limit per file in milliseconds, counted in wasm fuel
+        /// (about 1,000,000 units per ms); 0 = the engine's limit.
+        #[arg(long = "max-scantime", default_value_t = sandgate_host::scan::DEFAULT_MAX_SCANTIME_MS)]
+        max_scantime: u64,
+        /// Report an exceeded limit as Heuristics.Limits.Exceeded.* FOUND.
+        #[arg(long = "alert-exceeds-max", num_args = 0..=1, default_missing_value = "yes", value_parser = parse_yes_no, default_value = "no")]
+        alert_exceeds_max: bool,
+        /// Files and directories to scan.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// `100`, `64K`, `100M` (clamscan's size syntax) in bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("`{s}` is not a size (e.g. 100, 64K, 100M)"))
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("`{s}`: expected yes or no")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -60,6 +118,41 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Scan {
+            db,
+            recursive,
+            allmatch,
+            infected,
+            no_summary,
+            max_filesize,
+            max_scantime,
+            alert_exceeds_max,
+            paths,
+        } => {
+            let bundle_file = Bundle::read(&db)?;
+            let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
+            let loaded = load_bundle(&engine, &bundle_file);
+            for e in &loaded.refused {
+                eprintln!("sandgate: refused: {e}");
+            }
+            let config = ScanConfig {
+                recursive,
+                all_match: allmatch,
+                max_filesize,
+                max_scantime_ms: max_scantime,
+                alert_exceeds_max,
+                infected_only: infected,
+                summary: !no_summary,
+                ..ScanConfig::default()
+            };
+            let mut scanner = FileScanner::new(&loaded.modules, config)
+                .with_context(|| format!("bundle {}", db.display()))?;
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let summary = scan_paths(&mut scanner, &paths, &mut stdout.lock(), &mut stderr.lock())
+                .context("writing the scan report")?;
+            Ok(ExitCode::from(summary.exit_code()))
+        }
         Command::Replay {
             bundle,
             pcap,

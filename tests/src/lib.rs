@@ -10,8 +10,11 @@
 //! `live.rs` (the live data plane on veth pairs in network namespaces built
 //! by [`netns`]: real TCP/HTTP/UDP through the inline bridge),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
-//! and judged by [`verify`]; writes `CONFORMANCE.md`).
+//! and judged by [`verify`]; writes `CONFORMANCE.md`),
+//! `clamav_parity.rs` (AV detections identical to `clamscan`, helpers in
+//! [`clamav`]).
 
+pub mod clamav;
 pub mod hostile;
 pub mod netns;
 pub mod verify;
