@@ -1,6 +1,7 @@
-//! Builds the rules-module guest (`patterns/guest`) for `wasm32-unknown-unknown`
-//! once, when Sandgate itself is built, so that compiling rules later never
-//! needs rustc: the compiler only appends rule data to this prebuilt module.
+//! Builds the rules-module guest (`patterns/guest`) and the AV-module guest
+//! (`patterns/av-guest`) for `wasm32-unknown-unknown` once, when Sandgate
+//! itself is built, so that compiling rules or signatures later never needs
+//! rustc: the compiler only appends data to these prebuilt modules.
 
 use std::env;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ fn main() {
     for path in [
         "patterns/guest/src",
         "patterns/guest/Cargo.toml",
+        "patterns/av-guest/src",
+        "patterns/av-guest/Cargo.toml",
         "patterns/matcher/src",
         "patterns/matcher/Cargo.toml",
         "wit",
@@ -33,6 +36,8 @@ fn main() {
         "--locked",
         "-p",
         "sandgate-rules-guest",
+        "-p",
+        "sandgate-av-guest",
         "--target",
         "wasm32-unknown-unknown",
         "--profile",
@@ -66,11 +71,13 @@ fn main() {
         .expect("could not run cargo for the wasm guest");
     if !status.success() {
         panic!(
-            "building the wasm rules guest failed (is the target installed? \
+            "building the wasm guests failed (is the target installed? \
              run `rustup target add wasm32-unknown-unknown`; the README's test command does this)"
         );
     }
-    let wasm = target_dir.join("wasm32-unknown-unknown/guest/sandgate_rules_guest.wasm");
-    std::fs::copy(&wasm, out_dir.join("sandgate_rules_guest.wasm"))
-        .unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));
+    for name in ["sandgate_rules_guest.wasm", "sandgate_av_guest.wasm"] {
+        let wasm = target_dir.join("wasm32-unknown-unknown/guest").join(name);
+        std::fs::copy(&wasm, out_dir.join(name))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));
+    }
 }

@@ -11,8 +11,12 @@
 //!   part of ET Open, in wasm under fuel vs the same matcher natively;
 //! - compile and load times of those rule sets;
 //! - end-to-end replay of the example capture;
-//! - updates (`update.rs`): index change to active set, swap pause, rollback.
+//! - AV scan throughput against clamscan ([`scan`]);
+//! - updates (`update.rs`): index change to active set, swap pause, rollback;
+//! - with `--bridge` (root), instead: the live bridge on veth ([`bridge`]).
 
+mod bridge;
+mod scan;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +55,16 @@ struct Args {
     /// generated section alone).
     #[arg(long)]
     updates_only: bool,
+    /// Measure only the live bridge on veth (needs root) and write its own
+    /// section; see src/bridge.rs.
+    #[arg(long)]
+    bridge: bool,
+    /// Bytes of generated files for the AV scan rows.
+    #[arg(long, default_value_t = 32 << 20)]
+    av_bytes: usize,
+    /// Run only the AV scan rows (their own section of the file).
+    #[arg(long)]
+    av_only: bool,
 }
 
 struct Row {
@@ -91,14 +105,28 @@ fn time_loop(secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<(u64, Durat
 fn main() -> Result<()> {
     let args = Args::parse();
     let engine = Engine::new(EngineConfig::default()).context("engine")?;
-    let mut rows = Vec::new();
+    if args.bridge {
+        return bridge::main(&engine, args.seconds, args.write.as_deref());
+    }
     if args.updates_only {
-        for (name, value) in update::rows(args.updates, 3)? {
-            rows.push(row(name, value));
-        }
+        let rows: Vec<Row> = update::rows(args.updates, 3)?
+            .into_iter()
+            .map(|(name, value)| row(name, value))
+            .collect();
         print!("{}", render(&rows));
         return Ok(());
     }
+    let mut av_rows = Vec::new();
+    scan::scan_rows(&engine, args.seconds, args.av_bytes, &mut av_rows)?;
+    let av_table = render(&av_rows);
+    print!("{av_table}");
+    if let Some(path) = &args.write {
+        write_section(path, &av_table, scan::BEGIN, scan::END)?;
+    }
+    if args.av_only {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
 
     call_overhead(&engine, args.seconds, &mut rows)?;
 
@@ -140,7 +168,7 @@ fn main() -> Result<()> {
     let table = render(&rows);
     print!("{table}");
     if let Some(path) = args.write {
-        write_section(&path, &table)?;
+        write_section(&path, &table, BEGIN, END)?;
         println!("updated {}", path.display());
     }
     Ok(())
@@ -428,12 +456,12 @@ fn render(rows: &[Row]) -> String {
 const BEGIN: &str = "<!-- sandgate-bench:begin -->";
 const END: &str = "<!-- sandgate-bench:end -->";
 
-/// Replace the text between the markers of `path` with `table`.
-fn write_section(path: &Path, table: &str) -> Result<()> {
+/// Replace the text between the markers `begin`/`end` of `path` with `table`.
+fn write_section(path: &Path, table: &str, begin: &str, end: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{BEGIN}\n{table}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + END.len()..]),
+    let section = format!("{begin}\n{table}{end}");
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + end.len()..]),
         _ => format!("{old}\n{section}\n"),
     };
     std::fs::write(path, new).with_context(|| path.display().to_string())

@@ -19,19 +19,32 @@
 //! the packet that completed it; each (packet, module, rule) alerts at most
 //! once. Rule thresholds ([`threshold`]) then decide which alerts are
 //! emitted and whether a `drop` applies.
+//!
+//! AV modules ([`StreamScanner`]) scan the payloads of every reassembled TCP
+//! direction ([`payload`](crate::payload): each HTTP/1.x message body, or
+//! the whole stream when it is not HTTP), fed with each chunk's new bytes:
+//! a signature matching a payload (e.g. a file in an HTTP response, split
+//! over many segments) raises one alert naming it, attributed to the packet
+//! that completed the match — or, for signatures decided at the end
+//! (hashes, logical signatures), to the packet that ended the body, the
+//! direction's FIN/RST, or its last packet when the flow expires or the
+//! capture ends. An AV fault costs that payload's scan; it never changes a
+//! packet's verdict.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 
 use sandgate_runtime::wit::sandgate::pattern::types as wt;
 use sandgate_runtime::{
-    FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance, QuarantineConfig,
+    FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance, QuarantineConfig, ScanId,
+    ScanInstance, ScanOptions,
 };
 
 use crate::decode::{proto, Decoded};
 use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
 use crate::flow::{Direction, FlowView};
+use crate::payload::{Piece, Splitter};
 use crate::stream::{self, Reassembler, StreamConfig};
 use crate::threshold::{self, Subject, ThresholdConfig, ThresholdTable};
 
@@ -384,12 +397,214 @@ pub struct Inspector {
     /// Per batch entry: the index into `meta` of the packet it belongs to.
     entry_packet: Vec<u32>,
     verdicts: Vec<Verdict>,
+    /// Per packet of the last flush: a `reject` rule decided its drop.
+    rejected: Vec<bool>,
     /// Per packet of the batch: (module, rule, action) of every hit, once.
     hits: Vec<Vec<(usize, u32, wt::Action)>>,
     stream: Reassembler,
     thresholds: ThresholdTable,
     /// Inline mode reports drop/reject alerts as `blocked`.
     pub inline: bool,
+    /// AV modules scanning the reassembled streams.
+    pub stream_scanners: Vec<StreamScanner>,
+    /// Per packet of the batch: (scanner, signature) the stream scans found.
+    av_hits: Vec<(u32, usize, u32)>,
+    /// AV alerts decided outside a batch (flow expiry), emitted by the next
+    /// flush.
+    av_pending: Vec<AlertRecord>,
+}
+
+/// One AV module scanning reassembled TCP streams, one scan per flow
+/// direction.
+pub struct StreamScanner {
+    pub module: LoadedModule,
+    /// `None` while it cannot be instantiated (retried per new stream).
+    instance: Option<ScanInstance>,
+    /// Open scans by (flow, direction), with the last packet that fed them.
+    open: HashMap<(u64, u8), StreamScan>,
+    /// Faults seen by kind.
+    pub faults: BTreeMap<FaultKind, u64>,
+    /// The most recent fault, for reports.
+    pub last_fault: Option<Fault>,
+    options: ScanOptions,
+}
+
+struct StreamScan {
+    /// Which bytes of the direction are payload (HTTP bodies, or all).
+    splitter: Splitter,
+    /// The scan of the current payload, once it has bytes.
+    id: Option<ScanId>,
+    /// The current payload's outcome is settled (reported, or faulted):
+    /// the rest of it is not scanned.
+    settled: bool,
+    last: PacketMeta,
+}
+
+impl StreamScanner {
+    /// Scans each direction up to `max_bytes` (the reassembly depth; 0 =
+    /// no limit).
+    pub fn new(module: LoadedModule, max_bytes: u64) -> Self {
+        let instance = module.instantiate_scanner().ok();
+        StreamScanner {
+            module,
+            instance,
+            open: HashMap::new(),
+            faults: BTreeMap::new(),
+            last_fault: None,
+            options: ScanOptions {
+                max_file_size: max_bytes,
+                all_match: false,
+                max_scan_fuel: None,
+            },
+        }
+    }
+
+    fn record(&mut self, fault: Fault) {
+        *self.faults.entry(fault.kind).or_default() += 1;
+        self.last_fault = Some(fault);
+    }
+
+    /// Feeds new stream bytes of (flow, direction) through its payload
+    /// splitter; returns the signatures the payload scans settled on.
+    fn feed(&mut self, key: (u64, u8), meta: PacketMeta, bytes: &[u8]) -> Vec<u32> {
+        if self.instance.is_none() {
+            match self.module.instantiate_scanner() {
+                Ok(i) => self.instance = Some(i),
+                Err(f) => {
+                    self.record(f);
+                    return Vec::new();
+                }
+            }
+        }
+        let scan = self.open.entry(key).or_insert_with(|| StreamScan {
+            splitter: Splitter::default(),
+            id: None,
+            settled: false,
+            last: meta,
+        });
+        scan.last = meta;
+        let pieces = scan.splitter.push(bytes);
+        let mut found = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Input(r) => self.payload(key, bytes.get(r).unwrap_or(&[]), &mut found),
+                Piece::Held(held) => self.payload(key, &held, &mut found),
+                Piece::End => {
+                    let id = self.open.get_mut(&key).and_then(|s| {
+                        s.settled = false;
+                        s.id.take()
+                    });
+                    if let Some(id) = id {
+                        found.extend(self.finish(id));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Scans payload bytes of (flow, direction), starting its scan first.
+    fn payload(&mut self, key: (u64, u8), data: &[u8], found: &mut Vec<u32>) {
+        let (Some(scan), Some(inst)) = (self.open.get_mut(&key), self.instance.as_mut()) else {
+            return;
+        };
+        if data.is_empty() || scan.settled {
+            return;
+        }
+        let id = match scan.id {
+            Some(id) => id,
+            None => match inst.begin(&self.options) {
+                Ok(id) => *scan.id.insert(id),
+                Err(f) => {
+                    scan.settled = true;
+                    self.record(f);
+                    return;
+                }
+            },
+        };
+        match inst.feed(id, data) {
+            Ok(false) => {}
+            Ok(true) => {
+                scan.id = None;
+                scan.settled = true;
+                found.extend(self.finish(id));
+            }
+            Err(f) => {
+                scan.id = None;
+                scan.settled = true;
+                self.record(f);
+            }
+        }
+    }
+
+    /// Ends scan `id`; its detections.
+    fn finish(&mut self, id: ScanId) -> Vec<u32> {
+        let Some(inst) = self.instance.as_mut() else {
+            return Vec::new();
+        };
+        match inst.finish(id) {
+            Ok(report) => report.detections.iter().map(|d| d.signature).collect(),
+            Err(f) => {
+                self.record(f);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Ends the scan of (flow, direction) if open: its detections and the
+    /// last packet that fed it.
+    fn close(&mut self, key: (u64, u8)) -> Option<(Vec<u32>, PacketMeta)> {
+        let scan = self.open.remove(&key)?;
+        let found = match scan.id {
+            Some(id) => self.finish(id),
+            None => Vec::new(),
+        };
+        Some((found, scan.last))
+    }
+
+    /// Open (flow, direction) keys of `flows`, or of every flow.
+    fn keys(&self, flows: Option<&[u64]>) -> Vec<(u64, u8)> {
+        let mut keys: Vec<(u64, u8)> = self
+            .open
+            .keys()
+            .filter(|(f, _)| flows.is_none_or(|fl| fl.contains(f)))
+            .copied()
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+}
+
+/// The alert for AV signature `sig` of `module` on the packet `meta`.
+fn av_alert(module: &LoadedModule, sig: u32, meta: &PacketMeta) -> Option<AlertRecord> {
+    let info = module.info().rules.get(sig as usize)?;
+    Some(AlertRecord {
+        timestamp_us: meta.timestamp_us,
+        flow_id: meta.flow_id,
+        pcap_cnt: meta.number,
+        src_ip: meta.src,
+        src_port: meta.src_port,
+        dest_ip: meta.dst,
+        dest_port: meta.dst_port,
+        proto: meta.proto,
+        direction: meta.direction,
+        action: AlertAction::Allowed,
+        gid: info.gid,
+        signature_id: info.sid,
+        rev: info.rev,
+        signature: info.msg.clone(),
+        category: info.classtype.clone().unwrap_or_default(),
+        severity: info.priority.map_or(DEFAULT_SEVERITY, |p| p.min(255) as u8),
+        metadata: None,
+    })
+}
+
+fn dir_index(d: Direction) -> u8 {
+    match d {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+        Direction::Unknown => 2,
+    }
 }
 
 impl Inspector {
@@ -420,10 +635,43 @@ impl Inspector {
             meta: Vec::with_capacity(limits.packets),
             entry_packet: Vec::with_capacity(limits.packets.saturating_mul(2)),
             verdicts: Vec::with_capacity(limits.packets),
+            rejected: Vec::with_capacity(limits.packets),
             hits: Vec::new(),
             stream: Reassembler::new(stream),
             thresholds: ThresholdTable::new(thresholds),
             inline: false,
+            stream_scanners: Vec::new(),
+            av_hits: Vec::new(),
+            av_pending: Vec::new(),
+        }
+    }
+
+    /// Scan the reassembled TCP streams with these AV modules (see the
+    /// module doc); each direction up to the reassembly depth.
+    pub fn with_stream_scanners(mut self, modules: Vec<LoadedModule>) -> Self {
+        let depth = self.stream.config().depth;
+        self.stream_scanners = modules
+            .into_iter()
+            .map(|m| StreamScanner::new(m, depth))
+            .collect();
+        self
+    }
+
+    /// Ends every open stream scan (end of capture); alerts for what the
+    /// scans found at the end go to `alerts`, attributed to each stream's
+    /// last packet.
+    pub fn finish_streams(&mut self, alerts: &mut Vec<AlertRecord>) {
+        alerts.append(&mut self.av_pending);
+        self.close_streams(None, alerts);
+    }
+
+    fn close_streams(&mut self, flows: Option<&[u64]>, alerts: &mut Vec<AlertRecord>) {
+        for sc in &mut self.stream_scanners {
+            for key in sc.keys(flows) {
+                if let Some((found, last)) = sc.close(key) {
+                    alerts.extend(found.iter().filter_map(|&s| av_alert(&sc.module, s, &last)));
+                }
+            }
         }
     }
 
@@ -512,6 +760,12 @@ impl Inspector {
         if delivery.in_stream && !payload.is_empty() {
             packet.flow_flags |= FLOW_PAYLOAD_IN_STREAM;
         }
+        if !self.stream_scanners.is_empty() {
+            self.scan_stream(packet_index, flow, tcp, start, &delivery);
+        }
+        let Some(packet) = self.batch.packets.get_mut(entry) else {
+            return;
+        };
         if delivery.is_empty() {
             return;
         }
@@ -529,12 +783,67 @@ impl Inspector {
         self.entry_packet.push(packet_index);
     }
 
+    /// Hands the chunk's new bytes to every AV module's scan of this flow
+    /// direction; a FIN or RST ends the scan(s) it closes.
+    fn scan_stream(
+        &mut self,
+        packet_index: u32,
+        flow: &FlowView,
+        tcp: &crate::decode::TcpInfo,
+        start: usize,
+        delivery: &stream::Delivery,
+    ) {
+        let Some(&meta) = self.meta.get(packet_index as usize) else {
+            return;
+        };
+        let key = (flow.flow_id, dir_index(flow.direction));
+        let from = start + delivery.prefix;
+        let new = self
+            .batch
+            .buffer
+            .get(from..from + delivery.new)
+            .unwrap_or(&[]);
+        let rst = tcp.has(crate::decode::TcpInfo::RST);
+        let fin = tcp.has(crate::decode::TcpInfo::FIN);
+        for (si, sc) in self.stream_scanners.iter_mut().enumerate() {
+            if !new.is_empty() {
+                for sig in sc.feed(key, meta, new) {
+                    self.av_hits.push((packet_index, si, sig));
+                }
+            }
+            let mut closing = Vec::new();
+            if fin || rst {
+                closing.push(key);
+            }
+            if rst {
+                closing.push((flow.flow_id, 1 - key.1.min(1)));
+            }
+            for k in closing {
+                if let Some((found, _)) = sc.close(k) {
+                    for sig in found {
+                        self.av_hits.push((packet_index, si, sig));
+                    }
+                }
+            }
+        }
+    }
+
     /// Inspect the queued packets with every module; append the alerts and
     /// return one verdict per packet, in queue order.
     pub fn flush(&mut self, alerts: &mut Vec<AlertRecord>) -> &[Verdict] {
+        alerts.append(&mut self.av_pending);
+        for (pi, si, sig) in self.av_hits.drain(..) {
+            let (Some(meta), Some(sc)) = (self.meta.get(pi as usize), self.stream_scanners.get(si))
+            else {
+                continue;
+            };
+            alerts.extend(av_alert(&sc.module, sig, meta));
+        }
         let n = self.meta.len();
         self.verdicts.clear();
         self.verdicts.resize(n, Verdict::Pass);
+        self.rejected.clear();
+        self.rejected.resize(n, false);
         if self.hits.len() < n {
             self.hits.resize_with(n, Vec::new);
         }
@@ -602,6 +911,7 @@ impl Inspector {
                 };
                 if decision.act && matches!(action, wt::Action::Drop | wt::Action::Reject) {
                     drops = true;
+                    self.rejected[pi] |= action == wt::Action::Reject;
                 }
                 let Some(info) = info else { continue };
                 if !decision.alert {
@@ -659,9 +969,20 @@ impl Inspector {
         }
     }
 
+    /// Per packet of the last [`flush`](Self::flush), in queue order:
+    /// whether a `reject` rule took part in its drop, so an inline bridge
+    /// answers it with a TCP reset or ICMP unreachable. Meaningful only
+    /// where that flush's verdict is [`Verdict::Drop`].
+    pub fn rejected(&self) -> &[bool] {
+        &self.rejected
+    }
+
     /// Drop per-flow module and reassembly state for flows the flow table
     /// evicted.
     pub fn forget_flows(&mut self, flows: &[u64]) {
+        let mut pending = std::mem::take(&mut self.av_pending);
+        self.close_streams(Some(flows), &mut pending);
+        self.av_pending = pending;
         self.stream.forget(flows);
         for m in &mut self.modules {
             if let Some(instance) = &mut m.instance {

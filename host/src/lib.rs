@@ -14,12 +14,18 @@
 //! - [`threshold`] applies rule thresholds and detection filters before an
 //!   alert is emitted.
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
+//! - [`payload`] splits a reassembled TCP direction into what AV modules
+//!   scan: HTTP/1.x message bodies, or the whole stream.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
+//! - [`live`] runs the same path on real interfaces: passive IDS or an
+//!   inline bridge (pnet), multi-worker, with fail policies and a bypass list.
 //! - [`replay`] drives a capture file through the above (`sandgate replay`).
 //! - [`update`] is the appliance side of safe updates: the update client,
 //!   the activation pipeline, the last-good store, events and status
 //!   (`sandgate run`, `sandgate status`).
+//! - [`scan`] streams files through the bundle's AV modules and reports them
+//!   the way clamscan does (`sandgate scan`).
 //! - [`synth`] builds deterministic packets and captures for tests and the
 //!   bundled example capture (`examples/make_capture.rs`).
 //!
@@ -31,7 +37,10 @@ pub mod defrag;
 pub mod eve;
 pub mod flow;
 pub mod inspect;
+pub mod live;
+pub mod payload;
 pub mod replay;
+pub mod scan;
 pub mod stream;
 pub mod synth;
 pub mod threshold;

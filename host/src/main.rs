@@ -7,6 +7,8 @@
 //! `run` is the gateway daemon (data plane + update client, see
 //! `sandgate_host::update`); it runs until stopped. `status` prints what a
 //! running daemon reported last in its state directory.
+//! `sandgate scan` uses clamscan's codes instead: 0 clean, 1 something
+//! found, 2 an error (and nothing found).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
 use sandgate_host::update::daemon::{self, DaemonOptions};
 use sandgate_host::update::plane::{PacketSource, PcapLoop, PlaneConfig};
 use sandgate_host::update::status::Status;
+use sandgate_host::scan::{scan_paths, FileScanner, ScanConfig};
 use sandgate_patterns::bundle::Bundle;
 use sandgate_runtime::{Engine, EngineConfig, FailPolicy};
 
@@ -103,6 +106,60 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Scan files with the bundle's AV modules; output and exit codes as
+    /// clamscan's (0 clean, 1 found, 2 error).
+    Scan {
+        /// Bundle built by `sandgate-patc build` from signature databases.
+        #[arg(long = "db", short = 'd', visible_alias = "database")]
+        db: PathBuf,
+        /// Scan directories recursively.
+        #[arg(short = 'r', long = "recursive")]
+        recursive: bool,
+        /// Report every matching signature, not only the first.
+        #[arg(short = 'z', long = "allmatch")]
+        allmatch: bool,
+        /// Only print infected files.
+        #[arg(short = 'i', long = "infected")]
+        infected: bool,
+        /// Do not print the summary block.
+        #[arg(long = "no-summary")]
+        no_summary: bool,
+        /// Files larger than this are not scanned (bytes; K and M suffixes;
+        /// 0 = no limit).
+        #[arg(long = "max-filesize", default_value = "100M", value_parser = parse_size)]
+        max_filesize: u64,
+        /// Scan-time limit per file in milliseconds, counted in wasm fuel
+        /// (about 1,000,000 units per ms); 0 = the engine's limit.
+        #[arg(long = "max-scantime", default_value_t = sandgate_host::scan::DEFAULT_MAX_SCANTIME_MS)]
+        max_scantime: u64,
+        /// Report an exceeded limit as Heuristics.Limits.Exceeded.* FOUND.
+        #[arg(long = "alert-exceeds-max", num_args = 0..=1, default_missing_value = "yes", value_parser = parse_yes_no, default_value = "no")]
+        alert_exceeds_max: bool,
+        /// Files and directories to scan.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// `100`, `64K`, `100M` (clamscan's size syntax) in bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("`{s}` is not a size (e.g. 100, 64K, 100M)"))
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("`{s}`: expected yes or no")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -179,6 +236,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", status.render());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan {
+            db,
+            recursive,
+            allmatch,
+            infected,
+            no_summary,
+            max_filesize,
+            max_scantime,
+            alert_exceeds_max,
+            paths,
+        } => {
+            let bundle_file = Bundle::read(&db)?;
+            let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
+            let loaded = load_bundle(&engine, &bundle_file);
+            for e in &loaded.refused {
+                eprintln!("sandgate: refused: {e}");
+            }
+            let config = ScanConfig {
+                recursive,
+                all_match: allmatch,
+                max_filesize,
+                max_scantime_ms: max_scantime,
+                alert_exceeds_max,
+                infected_only: infected,
+                summary: !no_summary,
+                ..ScanConfig::default()
+            };
+            let mut scanner = FileScanner::new(&loaded.modules, config)
+                .with_context(|| format!("bundle {}", db.display()))?;
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let summary = scan_paths(&mut scanner, &paths, &mut stdout.lock(), &mut stderr.lock())
+                .context("writing the scan report")?;
+            Ok(ExitCode::from(summary.exit_code()))
         }
         Command::Replay {
             bundle,

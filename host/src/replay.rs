@@ -1,6 +1,7 @@
 //! Offline inspection: a capture file through the loaded modules.
 //!
-//! Used by `sandgate replay` and by the end-to-end tests. Frames that are not
+//! Used by `sandgate replay` and by the end-to-end tests. IPS modules
+//! inspect packet batches; AV modules scan the reassembled TCP streams. Frames that are not
 //! IP are counted and skipped; frames that fail to decode are counted with
 //! their packet number; a capture that breaks off mid-file stops the replay
 //! with an error after inspecting everything before the break.
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sandgate_patterns::bundle::Bundle;
+use sandgate_runtime::wit::ModuleKind;
 use sandgate_runtime::{Engine, FailPolicy, LoadError, LoadedModule};
 use thiserror::Error;
 
@@ -122,6 +124,7 @@ pub fn replay(
     let mut stats = ReplayStats::default();
     let active = modules
         .iter()
+        .filter(|m| m.kind() == ModuleKind::Ips)
         .map(|m| {
             let policy = opts
                 .module_policy
@@ -131,12 +134,18 @@ pub fn replay(
             ActiveModule::new(m.clone(), policy)
         })
         .collect();
+    let av: Vec<LoadedModule> = modules
+        .iter()
+        .filter(|m| m.kind() == ModuleKind::Av)
+        .cloned()
+        .collect();
     let mut inspector = Inspector::with_config(
         active,
         opts.batch,
         opts.stream.clone(),
         opts.thresholds.clone(),
-    );
+    )
+    .with_stream_scanners(av);
     let mut flows = FlowTable::new(opts.flow.clone());
     let mut defrag = Defragmenter::new(opts.defrag.clone());
     let mut reader = match CaptureReader::open(pcap) {
@@ -211,6 +220,7 @@ pub fn replay(
         }
     }
     flush(&mut inspector, &mut alerts, &mut stats);
+    inspector.finish_streams(&mut alerts);
     if let Err(e) = emit(&mut alerts, &mut stats, on_alert) {
         return Err((stats, e));
     }
@@ -219,18 +229,22 @@ pub fn replay(
     stats.actions_withheld = thresholds.actions_withheld;
     stats.stream = inspector.stream_stats();
     stats.elapsed = started.elapsed();
+    let show = |faults: &std::collections::BTreeMap<sandgate_runtime::FaultKind, u64>| {
+        faults.iter().map(|(k, v)| (format!("{k:?}"), *v)).collect()
+    };
     let report = inspector
         .modules
         .iter()
         .map(|m| Inspected {
             module: m.module.name().to_string(),
-            faults: m
-                .faults
-                .iter()
-                .map(|(k, v)| (format!("{k:?}"), *v))
-                .collect(),
+            faults: show(&m.faults),
             last_fault: m.last_fault.as_ref().map(ToString::to_string),
         })
+        .chain(inspector.stream_scanners.iter().map(|s| Inspected {
+            module: s.module.name().to_string(),
+            faults: show(&s.faults),
+            last_fault: s.last_fault.as_ref().map(ToString::to_string),
+        }))
         .collect();
     match failure {
         Some(e) => Err((stats, e)),

@@ -1,7 +1,8 @@
-//! Turning a compiled [`RuleSet`] into a wasm component, without rustc.
+//! Turning a compiled [`RuleSet`] (IPS, `sandgate:pattern@1.0.0`) or
+//! [`AvDb`] (AV, `@1.1.0`) into a wasm component, without rustc.
 //!
-//! The matcher guest was compiled to a core module when Sandgate was built
-//! ([`GUEST_WASM`]). Emitting a module appends the serialised rule set as a
+//! The matcher guests were compiled to core modules when Sandgate was built
+//! ([`GUEST_WASM`], [`AV_GUEST_WASM`]). Emitting a module appends the serialised rule set as a
 //! new data segment in pages past the module's initial memory (the guest's
 //! allocator only ever uses pages it grows itself), patches the guest's
 //! descriptor to point at it, wraps the core module as a component with
@@ -10,6 +11,7 @@
 
 use std::ops::Range;
 
+use sandgate_matcher::av::AvDb;
 use sandgate_matcher::RuleSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -19,11 +21,17 @@ use wasmparser::{Parser, Payload};
 pub const GUEST_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_rules_guest.wasm"));
 
+/// The prebuilt AV guest (`patterns/av-guest`, world `av-module`).
+pub const AV_GUEST_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_av_guest.wasm"));
+
 /// Name of the custom section carrying a [`ModuleManifest`] as JSON.
 pub const MANIFEST_SECTION: &str = "sandgate-manifest";
 
 const MAGIC0: u32 = 0x5d1a_7e23;
 const MAGIC1: u32 = 0xc0de_5a9d;
+const AV_MAGIC0: u32 = 0xa5c4_11e0;
+const AV_MAGIC1: u32 = 0x5ca7_da7a;
 const PAGE: u64 = 65536;
 
 /// What a module says about itself before it is compiled: read by the
@@ -59,10 +67,24 @@ pub fn rules_component(set: &RuleSet, manifest: &ModuleManifest) -> Result<Vec<u
     let blob = set
         .to_bytes()
         .map_err(|e| EmitError::Serialize(e.to_string()))?;
-    let core = embed_data(GUEST_WASM, &blob)?;
+    let core = embed_data(GUEST_WASM, [MAGIC0, MAGIC1], &blob)?;
+    wrap(&core, manifest)
+}
+
+/// Build the AV component for `db`: the data is a postcard `(name,
+/// version)` header (from `manifest`) followed by the database bytes.
+pub fn av_component(db: &AvDb, manifest: &ModuleManifest) -> Result<Vec<u8>, EmitError> {
+    let mut blob = postcard::to_allocvec(&(&manifest.name, &manifest.version))
+        .map_err(|e| EmitError::Serialize(e.to_string()))?;
+    blob.extend_from_slice(&db.to_bytes());
+    let core = embed_data(AV_GUEST_WASM, [AV_MAGIC0, AV_MAGIC1], &blob)?;
+    wrap(&core, manifest)
+}
+
+fn wrap(core: &[u8], manifest: &ModuleManifest) -> Result<Vec<u8>, EmitError> {
     let mut component = wit_component::ComponentEncoder::default()
         .validate(true)
-        .module(&core)
+        .module(core)
         .map_err(EmitError::Component)?
         .encode()
         .map_err(EmitError::Component)?;
@@ -84,7 +106,7 @@ pub fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
 
 /// Place `blob` in fresh pages after the guest's initial memory and point
 /// the guest's descriptor at it.
-fn embed_data(guest: &[u8], blob: &[u8]) -> Result<Vec<u8>, EmitError> {
+fn embed_data(guest: &[u8], magic: [u32; 2], blob: &[u8]) -> Result<Vec<u8>, EmitError> {
     let guest_err = |m: String| EmitError::Guest(m);
     let mut memory: Option<(u64, Option<u64>)> = None;
     let mut data: Option<(Range<usize>, u32)> = None;
@@ -127,7 +149,7 @@ fn embed_data(guest: &[u8], blob: &[u8]) -> Result<Vec<u8>, EmitError> {
 
     // Patch the descriptor inside the existing data segments.
     let mut patched = guest.to_vec();
-    let magic: Vec<u8> = [MAGIC0.to_le_bytes(), MAGIC1.to_le_bytes()].concat();
+    let magic: Vec<u8> = [magic[0].to_le_bytes(), magic[1].to_le_bytes()].concat();
     let hay = &guest[data_range.clone()];
     let hits: Vec<usize> = hay
         .windows(magic.len())
@@ -137,7 +159,7 @@ fn embed_data(guest: &[u8], blob: &[u8]) -> Result<Vec<u8>, EmitError> {
         .collect();
     let [at] = hits.as_slice() else {
         return Err(guest_err(format!(
-            "{} rule descriptors, expected 1",
+            "{} data descriptors, expected 1",
             hits.len()
         )));
     };
@@ -248,5 +270,47 @@ mod tests {
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
             .validate_all(&c)
             .expect("valid component");
+    }
+
+    #[test]
+    fn av_module_validates_and_exports_the_1_1_scanner() {
+        let out = crate::av::compile_databases(
+            &[crate::av::DbFile {
+                name: "t.ndb",
+                text: "Test.Sig:0:*:6162636465666768\n",
+            }],
+            crate::av::CLAMAV_FLEVEL,
+        );
+        assert_eq!(out.db.len(), 1, "{:?} {:?}", out.skipped, out.errors);
+        let manifest = ModuleManifest {
+            name: "av".into(),
+            version: "1".into(),
+            kind: "av".into(),
+            interface: "1.1.0".into(),
+            rules: 1,
+            content_sha256: String::new(),
+        };
+        let c = av_component(&out.db, &manifest).expect("emit");
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&c)
+            .expect("valid component");
+        let exports = wasmparser::Parser::new(0)
+            .parse_all(&c)
+            .filter_map(Result::ok)
+            .filter_map(|p| match p {
+                wasmparser::Payload::ComponentExportSection(r) => Some(
+                    r.into_iter()
+                        .filter_map(Result::ok)
+                        .map(|e| e.name.name.to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect::<Vec<_>>();
+        assert!(
+            exports.contains(&"sandgate:pattern/scanner@1.1.0".to_string()),
+            "{exports:?}"
+        );
     }
 }

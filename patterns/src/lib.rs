@@ -4,6 +4,9 @@
 //!
 //! - [`rules`]: the Suricata rule grammar — files to [`rules::ParsedRule`]s,
 //!   header variables resolved from a suricata.yaml-shaped vars file.
+//! - [`av`]: ClamAV signature databases (`.hdb/.hsb/.ndb/.ldb/.ign2`)
+//!   lowered into the AV engine's [`sandgate_matcher::av::AvDb`]; skipped
+//!   signatures name database, line, signature and construct.
 //! - [`compile`]: keyword semantics — parsed rules lowered into the matcher IR
 //!   ([`sandgate_matcher::RuleSet`]); unsupported rules become
 //!   [`compile::Skipped`] entries naming file, line, sid and keyword.
@@ -20,6 +23,7 @@
 //! Start reading at [`pipeline::build`]; the appliance side starts at
 //! [`index::Index::from_signed`] and [`bundle::Bundle::verify`].
 
+pub mod av;
 pub mod bundle;
 pub mod compile;
 pub mod emit;

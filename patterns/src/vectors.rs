@@ -1,5 +1,7 @@
 //! Test vectors: a capture shipped with each module and the alerts it must
-//! produce, as `(sid, count)` pairs.
+//! produce, as `(sid, count)` pairs. An AV module's vectors are files
+//! instead ([`pack_files`]): the expectation counts, per signature sid
+//! (index + 1), the files it must be detected in.
 //!
 //! `sandgate-patc build --vectors PCAP` records what the freshly built module
 //! reports on the capture; `sandgate-patc matrix` and the appliance's
@@ -11,6 +13,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// Packs named files as an AV module's test vectors (postcard).
+pub fn pack_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    postcard::to_allocvec(files).unwrap_or_default()
+}
+
+/// The named files of AV test vectors; an error names what is wrong.
+pub fn unpack_files(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("AV test vectors are malformed: {e}"))
+}
 
 /// One sid and how many alerts it must raise on the vector capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,6 +91,17 @@ pub fn check(expected: &[ExpectedAlert], got: &AlertCounts) -> Result<(), Mismat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn av_vector_files_round_trip_and_garbage_is_refused() {
+        let files = vec![
+            ("eicar.com".to_string(), b"X5O!P%@AP".to_vec()),
+            ("clean.txt".to_string(), Vec::new()),
+        ];
+        assert_eq!(unpack_files(&pack_files(&files)), Ok(files));
+        let err = unpack_files(&[0xff, 0xff, 0xff]).unwrap_err();
+        assert!(err.starts_with("AV test vectors are malformed"), "{err}");
+    }
 
     #[test]
     fn only_an_exact_match_passes() {

@@ -25,6 +25,33 @@ pub const MANIFEST_SECTION: &str = "sandgate-manifest";
 /// The interface every IPS module exports and the engine calls.
 pub(crate) const INSPECTOR: &str = "inspector";
 
+/// The interface every AV module exports and the engine calls (1.1.0).
+pub(crate) const SCANNER: &str = "scanner";
+
+/// The version that added [`SCANNER`].
+pub const SCANNER_SINCE: InterfaceVersion = InterfaceVersion::new(1, 1, 0);
+
+/// Which engine-called interface a module exports; it decides what the
+/// module is and how the engine runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Exports `inspector`: an IPS module, run per packet batch.
+    Inspector,
+    /// Exports `scanner` (and no `inspector`): an AV module, run per file or
+    /// stream payload.
+    Scanner,
+}
+
+impl Role {
+    /// The interface name (`inspector`, `scanner`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Role::Inspector => INSPECTOR,
+            Role::Scanner => SCANNER,
+        }
+    }
+}
+
 /// What a component declares at its top level, read without compiling it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inventory {
@@ -95,8 +122,12 @@ pub fn scan(module: &str, bytes: &[u8], limits: &Limits) -> Result<Inventory, Lo
 }
 
 /// Steps 3 and 4: version gates on every `sandgate:pattern` name, then the
-/// import allow-list. Returns the version of the inspector export (the
-/// interface version the module was built against), if it has one.
+/// import allow-list. Returns the role the module takes (its `inspector`
+/// export, else its `scanner` export) and that export's version (the
+/// interface version the module was built against), if it has either.
+///
+/// A `scanner` export needs an engine offering [`SCANNER_SINCE`] or newer;
+/// a 1.0-only engine refuses an AV module here, naming the export.
 ///
 /// Policy: an import at a newer minor than the engine offers is refused even
 /// when it only uses functions the engine has (wit-component keeps only used
@@ -107,13 +138,18 @@ pub fn gate(
     module: &str,
     inv: &Inventory,
     offered: &[InterfaceVersion],
-) -> Result<Option<InterfaceVersion>, LoadError> {
+) -> Result<Option<(Role, InterfaceVersion)>, LoadError> {
     let names = inv
         .imports
         .iter()
         .map(|n| (ItemKind::Import, n))
         .chain(inv.exports.iter().map(|n| (ItemKind::Export, n)));
     let mut inspector_version = None;
+    let mut scanner = None;
+    // A newer-minor import is reported after the loop, so an AV module on a
+    // 1.0-only engine is refused for what it is (its `scanner` export), not
+    // for the `types@1.1.0` import that comes with it.
+    let mut newer_import = None;
     for (direction, name) in names {
         let Some(parsed) = InterfaceName::parse(name).filter(InterfaceName::is_sandgate) else {
             continue;
@@ -140,7 +176,7 @@ pub fn gate(
         }
         match direction {
             ItemKind::Import if !offered.iter().any(|o| o.satisfies(wanted)) => {
-                return Err(LoadError::MinorVersion {
+                newer_import.get_or_insert(LoadError::MinorVersion {
                     module: module.to_string(),
                     import: name.clone(),
                     wanted,
@@ -150,8 +186,18 @@ pub fn gate(
             ItemKind::Export if parsed.interface == INSPECTOR => {
                 inspector_version = inspector_version.max(Some(wanted));
             }
+            ItemKind::Export
+                if parsed.interface == SCANNER
+                    && scanner.as_ref().is_none_or(|(v, _)| wanted > *v) =>
+            {
+                scanner = Some((wanted, name.clone()));
+            }
             _ => {}
         }
+    }
+    let role = role(module, inspector_version, scanner, offered)?;
+    if let Some(err) = newer_import {
+        return Err(err);
     }
     for name in &inv.imports {
         if !InterfaceName::parse(name).is_some_and(|n| n.is_sandgate()) {
@@ -162,7 +208,37 @@ pub fn gate(
             });
         }
     }
-    Ok(inspector_version)
+    Ok(role)
+}
+
+/// The role from the engine-called exports the gate saw; a `scanner` on an
+/// engine without 1.1 is refused here.
+fn role(
+    module: &str,
+    inspector_version: Option<InterfaceVersion>,
+    scanner: Option<(InterfaceVersion, String)>,
+    offered: &[InterfaceVersion],
+) -> Result<Option<(Role, InterfaceVersion)>, LoadError> {
+    if let Some(v) = inspector_version {
+        return Ok(Some((Role::Inspector, v)));
+    }
+    match scanner {
+        None => Ok(None),
+        Some((v, name)) => {
+            if !offered
+                .iter()
+                .any(|o| o.major == SCANNER_SINCE.major && *o >= SCANNER_SINCE)
+            {
+                return Err(LoadError::NewerExport {
+                    module: module.to_string(),
+                    export: name,
+                    since: SCANNER_SINCE,
+                    offered: offered.to_vec(),
+                });
+            }
+            Ok(Some((Role::Scanner, v)))
+        }
+    }
 }
 
 /// The engine's own view of the interface, taken from a component built from
@@ -172,15 +248,19 @@ pub(crate) struct Reference {
     pub imports: Vec<(String, Vec<(String, ComponentFunc)>)>,
     /// Functions of the inspector export the engine calls.
     pub inspector: Vec<(String, ComponentFunc)>,
+    /// Functions (and resource methods) of the scanner export it calls.
+    pub scanner: Vec<(String, ComponentFunc)>,
 }
 
 impl Reference {
-    /// Reads the function types out of the reference component.
-    pub fn from_component(
+    /// Reads the function types out of the reference components: `ips`
+    /// built from world `ips-module`, `av` from world `av-module`.
+    pub fn from_components(
         engine: &wasmtime::Engine,
-        component: &Component,
+        ips: &Component,
+        av: &Component,
     ) -> Result<Self, String> {
-        let ty = component.component_type();
+        let ty = ips.component_type();
         let mut imports = Vec::new();
         for (name, item) in ty.imports(engine) {
             if let (Some(parsed), ComponentItem::ComponentInstance(inst)) =
@@ -189,17 +269,33 @@ impl Reference {
                 imports.push((parsed.unversioned(), functions(engine, inst)));
             }
         }
-        let inspector = ty
-            .exports(engine)
-            .find_map(|(name, item)| {
-                let parsed = InterfaceName::parse(name)?;
-                match (&item.ty, parsed.interface == INSPECTOR) {
-                    (ComponentItem::ComponentInstance(inst), true) => Some(functions(engine, inst)),
-                    _ => None,
-                }
-            })
-            .ok_or_else(|| format!("reference component exports no `{PACKAGE}/{INSPECTOR}`"))?;
-        Ok(Reference { imports, inspector })
+        let exported = |component: &Component, interface: &str| {
+            component
+                .component_type()
+                .exports(engine)
+                .find_map(|(name, item)| {
+                    let parsed = InterfaceName::parse(name)?;
+                    match (&item.ty, parsed.interface == interface) {
+                        (ComponentItem::ComponentInstance(inst), true) => {
+                            Some(functions(engine, inst))
+                        }
+                        _ => None,
+                    }
+                })
+                .ok_or_else(|| format!("reference component exports no `{PACKAGE}/{interface}`"))
+        };
+        Ok(Reference {
+            imports,
+            inspector: exported(ips, INSPECTOR)?,
+            scanner: exported(av, SCANNER)?,
+        })
+    }
+
+    fn calls(&self, role: Role) -> &[(String, ComponentFunc)] {
+        match role {
+            Role::Inspector => &self.inspector,
+            Role::Scanner => &self.scanner,
+        }
     }
 }
 
@@ -274,23 +370,27 @@ pub(crate) fn link_error(
     }
 }
 
-/// Step 6: every `sandgate:pattern/inspector` export with the engine's major
-/// must have exactly the function types the engine calls. Returns the export
-/// names checked.
+/// Step 6: every `sandgate:pattern/inspector` (or, for an AV module,
+/// `scanner`) export with the engine's major must have exactly the function
+/// types the engine calls. `role` is what the gate found; `None` reports the
+/// missing inspector.
 pub(crate) fn check_exports(
     module: &str,
     engine: &wasmtime::Engine,
     component: &Component,
     reference: &Reference,
     offered: &[InterfaceVersion],
+    role: Option<Role>,
 ) -> Result<(), LoadError> {
+    let role = role.unwrap_or(Role::Inspector);
+    let wanted_iface = role.interface();
     let ty = component.component_type();
     let mut found = false;
     for (name, item) in ty.exports(engine) {
         let Some(parsed) = InterfaceName::parse(name).filter(InterfaceName::is_sandgate) else {
             continue;
         };
-        if parsed.interface != INSPECTOR {
+        if parsed.interface != wanted_iface {
             continue;
         }
         found = true;
@@ -307,7 +407,7 @@ pub(crate) fn check_exports(
             )));
         };
         let have = functions(engine, inst);
-        for (fname, want) in &reference.inspector {
+        for (fname, want) in reference.calls(role) {
             let Some((_, got)) = have.iter().find(|(n, _)| n == fname) else {
                 return Err(wrong(format!("it has no function `{fname}`")));
             };
@@ -319,7 +419,7 @@ pub(crate) fn check_exports(
     if !found {
         return Err(LoadError::MissingExport {
             module: module.to_string(),
-            export: format!("{PACKAGE}/{INSPECTOR}"),
+            export: format!("{PACKAGE}/{wanted_iface}"),
             offered: offered.to_vec(),
         });
     }
@@ -353,7 +453,7 @@ fn func_diff(fname: &str, want: &ComponentFunc, got: &ComponentFunc) -> Option<S
         ));
     }
     for ((wname, wty), (_, gty)) in wp.iter().zip(&gp) {
-        if wty != gty {
+        if !same(wty, gty) {
             return Some(format!(
                 "function `{fname}` parameter `{wname}` is {}, the engine passes {}",
                 show(gty, 2),
@@ -363,7 +463,7 @@ fn func_diff(fname: &str, want: &ComponentFunc, got: &ComponentFunc) -> Option<S
     }
     let wr: Vec<Type> = want.results().collect();
     let gr: Vec<Type> = got.results().collect();
-    if wr != gr {
+    if wr.len() != gr.len() || wr.iter().zip(&gr).any(|(w, g)| !same(w, g)) {
         let list = |r: &[Type]| match r {
             [] => "nothing".to_string(),
             r => r.iter().map(|t| show(t, 2)).collect::<Vec<_>>().join(", "),
@@ -375,6 +475,16 @@ fn func_diff(fname: &str, want: &ComponentFunc, got: &ComponentFunc) -> Option<S
         ));
     }
     None
+}
+
+/// Type equality for the export check. A resource a module defines has its
+/// own identity in every component, so handles compare by kind (own/borrow)
+/// only; the function names (`[method]scan.feed`) pin the resource.
+fn same(want: &Type, got: &Type) -> bool {
+    match (want, got) {
+        (Type::Own(_), Type::Own(_)) | (Type::Borrow(_), Type::Borrow(_)) => true,
+        _ => want == got,
+    }
 }
 
 /// The kind of a type in WIT words.
@@ -477,9 +587,31 @@ mod tests {
             &offered,
         )
         .unwrap();
-        assert_eq!(v, Some(InterfaceVersion::new(1, 3, 0)));
+        assert_eq!(v, Some((Role::Inspector, InterfaceVersion::new(1, 3, 0))));
         let err = gate("m", &inv(&["sandgate:pattern/log@1.3.0"], &[]), &offered).unwrap_err();
         assert!(matches!(err, LoadError::MinorVersion { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_scanner_needs_an_engine_offering_1_1() {
+        let av = inv(&[], &["sandgate:pattern/scanner@1.1.0"]);
+        let err = gate("av", &av, &[InterfaceVersion::new(1, 0, 0)]).unwrap_err();
+        assert!(matches!(err, LoadError::NewerExport { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("sandgate:pattern/scanner@1.1.0")
+                && msg.contains("added in 1.1.0")
+                && msg.contains("engine offers 1.0.0"),
+            "{msg}"
+        );
+        let offered = [
+            InterfaceVersion::new(1, 0, 0),
+            InterfaceVersion::new(1, 1, 0),
+        ];
+        assert_eq!(
+            gate("av", &av, &offered).unwrap(),
+            Some((Role::Scanner, InterfaceVersion::new(1, 1, 0)))
+        );
     }
 
     #[test]

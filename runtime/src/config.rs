@@ -14,10 +14,19 @@ const MIB: u64 = 1024 * KIB;
 /// Size of a wasm linear-memory page.
 pub(crate) const WASM_PAGE: u64 = 64 * KIB;
 
-/// The interface versions this build can host: every `sandgate:pattern`
-/// function it links is from 1.0.0. A config may claim later 1.x minors (the
-/// linker still refuses a function this build lacks), never another major.
+/// The interface versions this build can host: it links every
+/// `sandgate:pattern` host function of 1.1.0 (which are those of 1.0.0) and
+/// calls the 1.0.0 `inspector` and the 1.1.0 `scanner`. A config may claim
+/// later 1.x minors (the linker still refuses a function this build lacks),
+/// never another major.
 pub const BUILT_IN_MAJOR: u32 = 1;
+
+/// The versions this build implements, the default of
+/// [`EngineConfig::interfaces`].
+pub const BUILT_IN_VERSIONS: [InterfaceVersion; 2] = [
+    InterfaceVersion::new(1, 0, 0),
+    InterfaceVersion::new(1, 1, 0),
+];
 
 /// Everything the runtime needs to know, in one place.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,8 +35,11 @@ pub struct EngineConfig {
     /// Interface versions this engine implements; a module is accepted when
     /// every `sandgate:pattern` import it has is satisfied by one of them.
     ///
-    /// Default `["1.0.0"]`. Listing a newer minor than the built-in functions
-    /// makes the load check defer to the linker for the missing functions.
+    /// Default `["1.0.0", "1.1.0"]` ([`BUILT_IN_VERSIONS`]). Listing only
+    /// `1.0.0` behaves as a 1.0-only engine release: AV modules (the 1.1.0
+    /// `scanner`) are refused. Listing a newer minor than the built-in
+    /// functions makes the load check defer to the linker for the missing
+    /// functions.
     pub interfaces: Vec<InterfaceVersion>,
     /// Resource caps per module and per call.
     pub limits: Limits,
@@ -45,7 +57,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            interfaces: vec![InterfaceVersion::new(1, 0, 0)],
+            interfaces: BUILT_IN_VERSIONS.to_vec(),
             limits: Limits::default(),
             pool: PoolConfig::default(),
             fail_policy: FailPolicy::default(),
@@ -139,6 +151,13 @@ pub struct Limits {
     /// automata) is paid once per instance instead of by the first packets.
     /// Default 5,000,000,000 (a few seconds of wasm at worst).
     pub fuel_warmup: u64,
+    /// Scan-time limit of one AV scan (every `feed` plus `finish` of one
+    /// file or stream payload), in fuel. Default 120,000,000,000: about two
+    /// minutes of wasm at ~1 ns per unit, clamscan's default
+    /// `--max-scantime`. Exceeding it ends the scan with the verdict
+    /// [`ScanLimit::ScanTime`](crate::ScanLimit::ScanTime), not a fault.
+    /// [`ScanOptions::max_scan_fuel`](crate::ScanOptions) overrides it per scan.
+    pub fuel_per_scan: u64,
     /// Per-flow state cap, in bytes; `flow-state.set` returns false above it.
     /// Default 256.
     pub flow_state_max_bytes: u32,
@@ -173,6 +192,7 @@ impl Default for Limits {
             fuel_instantiate: 10_000_000,
             fuel_describe: 1_000_000_000,
             fuel_warmup: 5_000_000_000,
+            fuel_per_scan: 120_000_000_000,
             flow_state_max_bytes: 256,
             flow_state_max_flows: 16_384,
             log_lines_kept: 64,
@@ -245,6 +265,7 @@ impl EngineConfig {
             || l.fuel_describe == 0
             || l.fuel_instantiate == 0
             || l.fuel_warmup == 0
+            || l.fuel_per_scan == 0
         {
             return bad("limits.fuel_*", "fuel budgets must be positive".into());
         }

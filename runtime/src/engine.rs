@@ -9,15 +9,16 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
-use crate::check::{self, Reference};
+use crate::check::{self, Reference, Role};
 use crate::config::EngineConfig;
 use crate::error::{EngineError, FaultKind, LoadError};
 use crate::host::HostState;
-use crate::module::{self, LoadedModule};
+use crate::module::{self, LoadedModule, Pre};
 use crate::wit;
 
-/// The WIT this build implements, compiled in; the reference for step 6.
-const WIT_1_0_0: &str = include_str!("../../wit/v1.0.0/pattern.wit");
+/// The newest WIT this build implements, compiled in; the reference for
+/// step 6 (1.1.0 contains 1.0.0 unchanged).
+const WIT_1_1_0: &str = include_str!("../../wit/v1.1.0/pattern.wit");
 
 /// Guard pages after each linear memory. Small on purpose: with a 64 MiB
 /// reservation, bounds checks stay explicit (a few percent on scanning
@@ -113,7 +114,7 @@ impl Engine {
         let inner = &*self.inner;
         let offered = &inner.config.interfaces;
         let inventory = check::scan(name, bytes, &inner.config.limits)?;
-        let inspector_version = check::gate(name, &inventory, offered)?;
+        let role = check::gate(name, &inventory, offered)?;
         let component = compile(&inner.engine)?;
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| {
             check::link_error(
@@ -125,8 +126,15 @@ impl Engine {
                 offered,
             )
         })?;
-        check::check_exports(name, &inner.engine, &component, &inner.reference, offered)?;
-        let Some(interface_version) = inspector_version else {
+        check::check_exports(
+            name,
+            &inner.engine,
+            &component,
+            &inner.reference,
+            offered,
+            role.map(|(r, _)| r),
+        )?;
+        let Some((role, interface_version)) = role else {
             // check_exports found an inspector, so the gate saw its version.
             return Err(LoadError::MissingExport {
                 module: name.to_string(),
@@ -134,12 +142,16 @@ impl Engine {
                 offered: offered.clone(),
             });
         };
-        let pre = wit::IpsModulePre::new(pre).map_err(|e| LoadError::ExportType {
+        let export_type = |e: wasmtime::Error| LoadError::ExportType {
             module: name.to_string(),
-            export: format!("{}/{}", crate::version::PACKAGE, check::INSPECTOR),
+            export: format!("{}/{}", crate::version::PACKAGE, role.interface()),
             offered: offered.clone(),
             detail: format!("{e:#}"),
-        })?;
+        };
+        let pre = match role {
+            Role::Inspector => Pre::Ips(wit::IpsModulePre::new(pre).map_err(export_type)?),
+            Role::Scanner => Pre::Av(wit::av::AvModulePre::new(pre).map_err(export_type)?),
+        };
         module::describe_and_build(self, name, pre, inventory, interface_version)
     }
 
@@ -198,17 +210,25 @@ fn build_engine(config: &EngineConfig) -> Result<(wasmtime::Engine, Allocator), 
     Ok((engine, Allocator::OnDemand { reason }))
 }
 
-/// Builds a component from the engine's own WIT (bodies are `unreachable`,
-/// never run) and reads the function types the engine provides and calls.
+/// Builds components from the engine's own WIT (bodies are `unreachable`,
+/// never run), one per world, and reads the function types the engine
+/// provides and calls.
 fn build_reference(engine: &wasmtime::Engine) -> Result<Reference, EngineError> {
-    let err =
-        |what: &str, e: &dyn std::fmt::Display| EngineError::Reference(format!("{what}: {e:#}"));
+    let ips = reference_component(engine, "ips-module")?;
+    let av = reference_component(engine, "av-module")?;
+    Reference::from_components(engine, &ips, &av).map_err(EngineError::Reference)
+}
+
+fn reference_component(engine: &wasmtime::Engine, world: &str) -> Result<Component, EngineError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| {
+        EngineError::Reference(format!("world {world}: {what}: {e:#}"))
+    };
     let mut resolve = Resolve::default();
     let pkg = resolve
-        .push_str("pattern.wit", WIT_1_0_0)
+        .push_str("pattern.wit", WIT_1_1_0)
         .map_err(|e| err("parsing WIT", &e))?;
     let world = resolve
-        .select_world(&[pkg], Some("ips-module"))
+        .select_world(&[pkg], Some(world))
         .map_err(|e| err("selecting world", &e))?;
     let mut core = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
     wit_component::embed_component_metadata(&mut core, &resolve, world, StringEncoding::UTF8)
@@ -217,8 +237,7 @@ fn build_reference(engine: &wasmtime::Engine) -> Result<Reference, EngineError> 
         .module(&core)
         .and_then(|enc| enc.validate(true).encode())
         .map_err(|e| err("encoding", &e))?;
-    let component = Component::new(engine, &bytes).map_err(|e| err("compiling", &e))?;
-    Reference::from_component(engine, &component).map_err(EngineError::Reference)
+    Component::new(engine, &bytes).map_err(|e| err("compiling", &e))
 }
 
 /// Classifies a failed wasmtime call: the limiter's record first (a refused

@@ -177,6 +177,24 @@ pub enum LoadError {
         /// Versions the engine implements.
         offered: Vec<InterfaceVersion>,
     },
+    /// Step 3: its only engine-called export is an interface added in a
+    /// minor this engine does not implement (an AV module's `scanner` on a
+    /// 1.0-only engine).
+    #[error(
+        "module {module}: export `{export}` is an interface added in {since}, which this \
+         engine does not implement (engine offers {})",
+        VersionList(offered)
+    )]
+    NewerExport {
+        /// The module's name.
+        module: String,
+        /// The export name, e.g. `sandgate:pattern/scanner@1.1.0`.
+        export: String,
+        /// The version that added the interface.
+        since: InterfaceVersion,
+        /// Versions the engine implements.
+        offered: Vec<InterfaceVersion>,
+    },
     /// Step 6: exports it with a type the engine cannot call.
     #[error(
         "module {module}: export `{export}` has the wrong type: {detail} (engine offers {})",
@@ -229,6 +247,7 @@ impl LoadError {
             | LoadError::Compile { module, .. }
             | LoadError::Link { module, .. }
             | LoadError::MissingExport { module, .. }
+            | LoadError::NewerExport { module, .. }
             | LoadError::ExportType { module, .. }
             | LoadError::Instantiate { module, .. }
             | LoadError::Describe { module, .. } => module,

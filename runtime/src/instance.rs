@@ -2,18 +2,20 @@
 //! memory caps, fault classification and restart after a trap.
 
 use std::mem;
-use std::sync::Arc;
 
 use wasmtime::Store;
 
 use crate::engine::classify;
 use crate::error::{Fault, FaultKind};
 use crate::host::{HostState, LogLine};
-use crate::module::LoadedModule;
+use crate::module::{LoadedModule, Pre};
 use crate::wit::{Batch, Hit, IpsModule};
 
 /// Longest module error text kept in a [`Fault`].
-const MAX_MODULE_ERROR: usize = 1024;
+pub(crate) const MAX_MODULE_ERROR: usize = 1024;
+
+const NOT_IPS: &str =
+    "is an AV module (exports `scanner`, not `inspector`): scan with a ScanInstance";
 
 /// One instance of a module, owned by one worker. A call that traps poisons
 /// the instance; the next call starts a fresh one from the pre-instantiated
@@ -178,8 +180,12 @@ impl ModuleInstance {
         };
         // The warm-up trapped: start a cold instance and let the real call
         // meet whatever the module does (and be counted then).
+        let Pre::Ips(pre) = &self.module.inner.pre else {
+            self.slot = Slot::Parked(state);
+            return Err(self.fault(FaultKind::Instantiate, NOT_IPS.into()));
+        };
         let mut store = self.module.inner.engine.new_store(state);
-        match self.module.inner.pre.instantiate(&mut store) {
+        match pre.instantiate(&mut store) {
             Ok(bindings) => {
                 self.slot = Slot::Live { store, bindings };
                 Ok(())
@@ -199,8 +205,11 @@ impl ModuleInstance {
     // new instance; boxing it would cost an allocation on every restart.
     #[allow(clippy::result_large_err)]
     fn instantiate_warm(&self, state: HostState) -> Result<Slot, HostState> {
+        let Pre::Ips(pre) = &self.module.inner.pre else {
+            return Err(state);
+        };
         let mut store = self.module.inner.engine.new_store(state);
-        let Ok(bindings) = self.module.inner.pre.instantiate(&mut store) else {
+        let Ok(bindings) = pre.instantiate(&mut store) else {
             return Err(store.into_data());
         };
         let _ = store.set_fuel(self.module.inner.engine.config().limits.fuel_warmup);
@@ -258,16 +267,11 @@ impl ModuleInstance {
 
     /// Counts a fault and builds it.
     fn fault(&self, kind: FaultKind, message: String) -> Fault {
-        self.module.inner.counters.fault(kind);
-        Fault {
-            module: Arc::clone(&self.module.inner.name),
-            kind,
-            message,
-        }
+        self.module.fault(kind, message)
     }
 }
 
-fn truncate(s: &mut String, max: usize) {
+pub(crate) fn truncate(s: &mut String, max: usize) {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

@@ -3,7 +3,8 @@
 //! run before any of their code runs, and runs the rest under fuel, memory
 //! and stack caps so a faulty module costs at most its own verdict.
 //!
-//! Start with [`Engine::load`] and [`ModuleInstance::inspect`].
+//! Start with [`Engine::load`], then [`ModuleInstance::inspect`] for IPS
+//! modules or [`ScanInstance`] for AV modules.
 //!
 //! | module | what lives there |
 //! | --- | --- |
@@ -13,11 +14,12 @@
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
 //! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
 //! | `instance` | [`ModuleInstance`]: `inspect`, fault classification, restart after a trap |
+//! | `scan` | [`ScanInstance`]: streaming scans of an AV module (`scanner`, 1.1.0), per-feed fuel, the scan-time limit |
 //! | `host` | the `log` and `flow-state` imports, the memory/table limiter |
 //! | `counters` | [`FaultCounters`] per module |
 //! | [`error`] | [`LoadError`], [`Fault`], [`FaultKind`], [`EngineError`] |
 //! | [`version`] | [`InterfaceVersion`] and `ns:pkg/iface@ver` names |
-//! | [`wit`] | the generated WIT types the host builds batches from |
+//! | [`wit`] | the generated WIT types (1.1.0; 1.0.0 modules link by semver) |
 //! | `testkit` | (feature `testkit`) test components from WAT, no Rust guest |
 //!
 //! ```no_run
@@ -44,6 +46,7 @@ pub mod error;
 mod host;
 mod instance;
 mod module;
+mod scan;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod version;
@@ -57,20 +60,41 @@ pub use error::{EngineError, Fault, FaultKind, ItemKind, LoadError};
 pub use host::LogLine;
 pub use instance::ModuleInstance;
 pub use module::{FuelBudget, LoadedModule, MAX_MSG, MAX_RULES, MAX_RULE_LIST, MAX_SHORT_STRING};
+pub use scan::{Detection, ScanId, ScanInstance, ScanLimit, ScanOptions, ScanReport, FUEL_PER_MS};
 pub use version::InterfaceVersion;
 
-/// Rust types generated from `wit/v1.0.0` (world `ips-module`); the host
+/// Rust types generated from `wit/v1.1.0` (world `ips-module`); the host
 /// builds [`Batch`](wit::Batch)/[`Packet`](wit::Packet) from them and reads
-/// [`ModuleInfo`](wit::ModuleInfo) and [`Hit`](wit::Hit).
+/// [`ModuleInfo`](wit::ModuleInfo) and [`Hit`](wit::Hit). A module built
+/// against 1.0.0 links against these 1.1.0 host functions (semver-compatible
+/// names); 1.1.0 changed nothing of 1.0.0.
 pub mod wit {
     wasmtime::component::bindgen!({
         world: "ips-module",
-        path: "../wit/v1.0.0",
+        path: "../wit/v1.1.0",
         additional_derives: [PartialEq, Eq],
     });
 
     pub use self::sandgate::pattern::log::Level;
     pub use self::sandgate::pattern::types::*;
+
+    /// The `av-module` world (1.1.0): the `scanner` export. Shares the types
+    /// and the `log` import with the `ips-module` bindings above.
+    pub mod av {
+        wasmtime::component::bindgen!({
+            world: "av-module",
+            path: "../wit/v1.1.0",
+            additional_derives: [PartialEq, Eq],
+            with: {
+                "sandgate:pattern/types": crate::wit::sandgate::pattern::types,
+                "sandgate:pattern/log": crate::wit::sandgate::pattern::log,
+            },
+        });
+
+        pub use self::exports::sandgate::pattern::scanner::{
+            Detection, ScanLimit, ScanOptions, ScanResult,
+        };
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +108,6 @@ mod tests {
         send_sync::<crate::LoadedModule>();
         send_sync::<crate::FaultCounters>();
         send::<crate::ModuleInstance>();
+        send::<crate::ScanInstance>();
     }
 }

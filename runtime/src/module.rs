@@ -8,10 +8,11 @@ use crate::config::Limits;
 use crate::counters::FaultCounters;
 use crate::engine::{classify, Engine};
 use crate::error::{Fault, FaultKind, LoadError};
-use crate::host::LogLine;
+use crate::host::{HostState, LogLine};
 use crate::instance::ModuleInstance;
+use crate::scan::ScanInstance;
 use crate::version::InterfaceVersion;
-use crate::wit::{self, ModuleInfo};
+use crate::wit::{self, ModuleInfo, ModuleKind};
 
 /// Most rules one module may declare.
 pub const MAX_RULES: usize = 1_000_000;
@@ -53,6 +54,19 @@ impl FuelBudget {
         }
     }
 
+    /// Fuel for one `feed` of an AV scan with a `bytes`-byte chunk: the same
+    /// rates as a one-packet batch of that size.
+    pub fn for_feed(&self, bytes: usize) -> u64 {
+        self.for_batch(1, bytes)
+    }
+
+    /// Fuel for one `finish` of an AV scan (hash finalisation, logical
+    /// signatures): the per-call base plus the module's per-packet rate,
+    /// which AV modules state as the cost of a `finish`.
+    pub fn for_finish(&self) -> u64 {
+        self.for_batch(1, 0)
+    }
+
     /// Fuel for a batch of `packets` packets in a `bytes`-byte buffer.
     pub fn for_batch(&self, packets: usize, bytes: usize) -> u64 {
         let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
@@ -61,6 +75,14 @@ impl FuelBudget {
             .saturating_add(self.per_byte.saturating_mul(n(bytes)))
             .min(self.max)
     }
+}
+
+/// The pre-instantiated component, typed by the world the module exports.
+pub(crate) enum Pre {
+    /// `ips-module`: the engine calls `inspector`.
+    Ips(wit::IpsModulePre<HostState>),
+    /// `av-module`: the engine calls `scanner`.
+    Av(wit::av::AvModulePre<HostState>),
 }
 
 /// A checked, compiled and described module. Cheap to clone; instantiate it
@@ -73,7 +95,7 @@ pub struct LoadedModule {
 pub(crate) struct ModuleInner {
     pub(crate) name: Arc<str>,
     pub(crate) engine: Engine,
-    pub(crate) pre: wit::IpsModulePre<crate::host::HostState>,
+    pub(crate) pre: Pre,
     pub(crate) info: ModuleInfo,
     pub(crate) interface_version: InterfaceVersion,
     pub(crate) inventory: Inventory,
@@ -103,8 +125,19 @@ impl LoadedModule {
         &self.inner.info
     }
 
-    /// The version of the `sandgate:pattern/inspector` export it was built
-    /// against.
+    /// What it is, by the interface it exports: [`ModuleKind::Ips`] for an
+    /// `inspector` (run with [`instantiate`](Self::instantiate)),
+    /// [`ModuleKind::Av`] for a `scanner` (run with
+    /// [`instantiate_scanner`](Self::instantiate_scanner)).
+    pub fn kind(&self) -> ModuleKind {
+        match self.inner.pre {
+            Pre::Ips(_) => ModuleKind::Ips,
+            Pre::Av(_) => ModuleKind::Av,
+        }
+    }
+
+    /// The version of the `sandgate:pattern/inspector` (or `scanner`)
+    /// export it was built against.
     pub fn interface_version(&self) -> InterfaceVersion {
         self.inner.interface_version
     }
@@ -144,10 +177,33 @@ impl LoadedModule {
         &self.inner.load_logs
     }
 
-    /// A fresh instance with empty flow state.
+    /// A fresh instance with empty flow state, for `inspect`. An AV module
+    /// has no `inspect`: this fails with [`FaultKind::Instantiate`] naming
+    /// the module; use [`instantiate_scanner`](Self::instantiate_scanner).
     pub fn instantiate(&self) -> Result<ModuleInstance, Fault> {
         ModuleInstance::new(self.clone())
     }
+
+    /// A fresh instance for streaming scans; an IPS module has no scanner
+    /// and fails with [`FaultKind::Instantiate`].
+    pub fn instantiate_scanner(&self) -> Result<ScanInstance, Fault> {
+        ScanInstance::new(self.clone())
+    }
+
+    /// Counts a fault of this module and builds it.
+    pub(crate) fn fault(&self, kind: FaultKind, message: String) -> Fault {
+        self.inner.counters.fault(kind);
+        Fault {
+            module: Arc::clone(&self.inner.name),
+            kind,
+            message,
+        }
+    }
+}
+
+enum Bindings {
+    Ips(wit::IpsModule),
+    Av(wit::av::AvModule),
 }
 
 /// Last load step: instantiate once, call `describe` under the caps, check
@@ -155,13 +211,17 @@ impl LoadedModule {
 pub(crate) fn describe_and_build(
     engine: &Engine,
     name: &str,
-    pre: wit::IpsModulePre<crate::host::HostState>,
+    pre: Pre,
     inventory: Inventory,
     interface_version: InterfaceVersion,
 ) -> Result<LoadedModule, LoadError> {
     let limits = &engine.config().limits;
     let mut store = engine.new_store(engine.new_host_state());
-    let bindings = match pre.instantiate(&mut store) {
+    let instantiated = match &pre {
+        Pre::Ips(p) => p.instantiate(&mut store).map(Bindings::Ips),
+        Pre::Av(p) => p.instantiate(&mut store).map(Bindings::Av),
+    };
+    let bindings = match instantiated {
         Ok(b) => b,
         Err(e) => {
             let (kind, detail) = classify(&e, store.data());
@@ -174,10 +234,11 @@ pub(crate) fn describe_and_build(
     };
     let _ = store.set_fuel(limits.fuel_describe);
     store.data_mut().begin_call();
-    let info = match bindings
-        .sandgate_pattern_inspector()
-        .call_describe(&mut store)
-    {
+    let described = match &bindings {
+        Bindings::Ips(b) => b.sandgate_pattern_inspector().call_describe(&mut store),
+        Bindings::Av(b) => b.sandgate_pattern_scanner().call_describe(&mut store),
+    };
+    let info = match described {
         Ok(info) => info,
         Err(e) => {
             let (kind, detail) = classify(&e, store.data());
@@ -188,6 +249,24 @@ pub(crate) fn describe_and_build(
             });
         }
     };
+    let exported = match pre {
+        Pre::Ips(_) => ModuleKind::Ips,
+        Pre::Av(_) => ModuleKind::Av,
+    };
+    if info.kind != exported {
+        return Err(LoadError::Describe {
+            module: name.to_string(),
+            kind: FaultKind::BadOutput,
+            detail: format!(
+                "declares kind {:?} but exports the {} interface",
+                info.kind,
+                match exported {
+                    ModuleKind::Ips => "inspector",
+                    ModuleKind::Av => "scanner",
+                }
+            ),
+        });
+    }
     validate_info(&info).map_err(|detail| LoadError::Describe {
         module: name.to_string(),
         kind: FaultKind::BadOutput,

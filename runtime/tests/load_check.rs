@@ -116,7 +116,13 @@ fn wrong_major_is_refused_naming_import_and_versions() {
     assert_eq!(*direction, ItemKind::Import);
     assert!(name.starts_with("sandgate:pattern/") && name.ends_with("@2.0.0"));
     assert_eq!(*wanted, InterfaceVersion::new(2, 0, 0));
-    assert_eq!(offered, &vec![InterfaceVersion::new(1, 0, 0)]);
+    assert_eq!(
+        offered,
+        &vec![
+            InterfaceVersion::new(1, 0, 0),
+            InterfaceVersion::new(1, 1, 0)
+        ]
+    );
     let msg = err.to_string();
     assert!(
         msg.contains(name.as_str()) && msg.contains("2.0.0"),
@@ -157,8 +163,8 @@ fn missing_host_function_is_refused_by_the_minor_gate() {
 
 #[test]
 fn missing_host_function_is_refused_by_the_linker_naming_it() {
-    // An engine that claims 1.1.0 but has no `flush`: the linker catches it.
-    let engine = engine_offering(&[(1, 0, 0), (1, 1, 0)]);
+    // An engine that claims 1.2.0 but has no `flush`: the linker catches it.
+    let engine = engine_offering(&[(1, 0, 0), (1, 1, 0), (1, 2, 0)]);
     let err = refuse(&engine, "flush", &testkit::lacks_host_function().unwrap());
     let LoadError::Link {
         import,
@@ -169,11 +175,11 @@ fn missing_host_function_is_refused_by_the_linker_naming_it() {
     else {
         panic!("wrong variant: {err:?}");
     };
-    assert_eq!(import, "sandgate:pattern/log@1.1.0");
-    assert_eq!(*wanted, Some(InterfaceVersion::new(1, 1, 0)));
+    assert_eq!(import, "sandgate:pattern/log@1.2.0");
+    assert_eq!(*wanted, Some(InterfaceVersion::new(1, 2, 0)));
     assert!(detail.contains("`flush`"), "{detail}");
     let msg = err.to_string();
-    assert!(msg.contains("engine offers 1.0.0, 1.1.0"), "{msg}");
+    assert!(msg.contains("engine offers 1.0.0, 1.1.0, 1.2.0"), "{msg}");
 }
 
 #[test]
@@ -192,7 +198,7 @@ fn missing_inspector_is_refused() {
     assert!(matches!(err, LoadError::MissingExport { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("does not export `sandgate:pattern/inspector` (engine offers 1.0.0)"),
+        msg.contains("does not export `sandgate:pattern/inspector` (engine offers 1.0.0, 1.1.0)"),
         "{msg}"
     );
 }

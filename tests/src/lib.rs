@@ -10,11 +10,17 @@
 //! `updates.rs` (the appliance's update daemon against the loopback
 //! [`update_server`]: refused bundles, per-module activation, rollback,
 //! crashes mid-activation),
+//! `live.rs` (the live data plane on veth pairs in network namespaces built
+//! by [`netns`]: real TCP/HTTP/UDP through the inline bridge),
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
-//! and judged by [`verify`]; writes `CONFORMANCE.md`).
+//! and judged by [`verify`]; writes `CONFORMANCE.md`),
+//! `clamav_parity.rs` (AV detections identical to `clamscan`, helpers in
+//! [`clamav`]).
 
+pub mod clamav;
 pub mod hostile;
 pub mod update_server;
+pub mod netns;
 pub mod verify;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use sandgate_patterns::bundle::Bundle;
 use sandgate_patterns::pipeline::{build, BuildOptions};
 use sandgate_patterns::rules::Vars;
 use sandgate_patterns::sign::{read_private_key, KeyId};
-use sandgate_patterns::vectors::{expectation, show_counts};
+use sandgate_patterns::vectors::{expectation, pack_files, show_counts};
 use sandgate_runtime::{Engine, EngineConfig};
 
 use crate::vectors;
@@ -21,6 +21,8 @@ pub struct Args {
     pub bundle_version: Option<u64>,
     pub sign: Option<PathBuf>,
     pub vectors: Option<PathBuf>,
+    /// Files to embed as the AV module's test vectors.
+    pub scan_vectors: Vec<PathBuf>,
     pub inputs: Vec<PathBuf>,
 }
 
@@ -37,6 +39,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut files = Vec::new();
+    for path in &args.scan_vectors {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading scan test vector {}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        files.push((name, bytes));
+    }
     let vars = match &args.vars {
         Some(path) => Vars::from_yaml_file(path)
             .with_context(|| format!("reading vars file {}", path.display()))?,
@@ -52,8 +64,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for s in &report.skipped {
         eprintln!("warning: skipped {s}");
     }
+    if let Some(av) = &report.av {
+        for s in &av.skipped {
+            eprintln!("warning: skipped {s}");
+        }
+        for e in &av.errors {
+            eprintln!("warning: invalid line skipped: {e}");
+        }
+    }
     if let Some(pcap) = pcap {
-        record_vectors(&mut report.bundle, pcap)?;
+        record_vectors(&mut report.bundle, pcap, "ips")?;
+    }
+    if !files.is_empty() {
+        if report.av.is_none() {
+            anyhow::bail!("--scan-vectors given, but no signature database was compiled");
+        }
+        record_vectors(&mut report.bundle, pack_files(&files), "av")?;
     }
     if let Some(key) = &key {
         report.bundle.sign(key);
@@ -63,14 +89,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .write(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let size: usize = report.bundle.modules.iter().map(Vec::len).sum();
+    let mut parts = Vec::new();
+    if report.rules_total > 0 {
+        parts.push(format!(
+            "{} of {} rules",
+            report.rules_compiled, report.rules_total
+        ));
+    }
+    if let Some(av) = &report.av {
+        parts.push(format!(
+            "{} of {} signatures",
+            av.signatures,
+            av.signatures + av.skipped.len() + av.errors.len()
+        ));
+    }
     println!(
-        "compiled {} of {} rules into {} module(s), {} KiB, in {:.2} s",
-        report.rules_compiled,
-        report.rules_total,
+        "compiled {} into {} module(s), {} KiB, in {:.2} s",
+        parts.join(" and "),
         report.bundle.modules.len(),
         size / 1024,
         started.elapsed().as_secs_f64()
     );
+    if let Some(av) = &report.av {
+        println!(
+            "AV module {}: {} signatures ({} skipped, {} invalid lines), interface {}",
+            av.module_id,
+            av.signatures,
+            av.skipped.len(),
+            av.errors.len(),
+            sandgate_patterns::pipeline::AV_INTERFACE_VERSION
+        );
+    }
     if !report.skipped.is_empty() {
         let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
         for s in &report.skipped {
@@ -103,9 +152,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run `pcap` through each freshly built module on a default engine and
-/// record what it reports as the module's expectation.
-fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
+/// Run `vectors` (a capture for `ips` modules, packed files for `av`
+/// modules) through each freshly built module of that kind on a default
+/// engine and record what it reports as the module's expectation.
+fn record_vectors(bundle: &mut Bundle, vectors: Vec<u8>, kind: &str) -> anyhow::Result<()> {
     let engine =
         Engine::new(EngineConfig::default()).context("starting a runtime for the test vectors")?;
     let interfaces: Vec<String> = EngineConfig::default()
@@ -115,10 +165,13 @@ fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
         .collect();
     let mut recorded = Vec::new();
     for (entry, bytes) in bundle.select(&interfaces).chosen {
+        if entry.kind != kind {
+            continue;
+        }
         let module = engine
             .load(&entry.id, bytes)
             .with_context(|| format!("loading module {} to record its test vectors", entry.id))?;
-        let run = vectors::run(&module, &pcap)?;
+        let run = vectors::run(&module, &vectors)?;
         if !run.faults.is_empty() {
             anyhow::bail!(
                 "module {} faulted on the test vectors ({:?}); not recording them",
@@ -135,7 +188,7 @@ fn record_vectors(bundle: &mut Bundle, pcap: Vec<u8>) -> anyhow::Result<()> {
         recorded.push((entry.id.clone(), expectation(&run.counts)));
     }
     for (id, expect) in recorded {
-        bundle.set_vectors(&id, pcap.clone(), expect);
+        bundle.set_vectors(&id, vectors.clone(), expect);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `sandgate-patc`: the vendor's and pattern author's command line.
 //!
-//! - `build`: rules to a bundle (`build.rs`), optionally with recorded test
-//!   vectors and a signature;
+//! - `build`: rules and ClamAV databases to a bundle (`build.rs`),
+//!   optionally with recorded test vectors and a signature;
 //! - `keygen`: an Ed25519 key pair for signing;
 //! - `matrix`: every variant × every field engine (`matrix.rs`, running the
 //!   vectors through `vectors.rs`);
@@ -37,7 +37,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile rule files into a bundle.
+    /// Compile rule files and ClamAV signature databases into a bundle.
+    ///
+    /// `.rules` files become one IPS module (interface 1.0.0);
+    /// `.hdb/.hsb/.ndb/.ldb` databases (and `.ign2` lists of names to
+    /// disable) become one AV module, `av-signatures` (interface 1.1.0).
     Build {
         /// Bundle file to write.
         #[arg(short = 'o', long = "output")]
@@ -58,7 +62,13 @@ enum Command {
         /// freshly built module raises on it become the expectation.
         #[arg(long, value_name = "PCAP")]
         vectors: Option<PathBuf>,
-        /// Rule files (`.rules`).
+        /// Files to embed as the AV module's test vectors (repeatable); the
+        /// signatures the freshly built module detects in them become the
+        /// expectation.
+        #[arg(long = "scan-vectors", value_name = "FILE")]
+        scan_vectors: Vec<PathBuf>,
+        /// Rule files (`.rules`) and signature databases (`.hdb`, `.hsb`,
+        /// `.ndb`, `.ldb`, `.ign2`).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
@@ -131,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundle_version,
             sign,
             vectors,
+            scan_vectors,
             inputs,
         } => build::run(build::Args {
             output,
@@ -139,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundle_version,
             sign,
             vectors,
+            scan_vectors,
             inputs,
         }),
         Command::Keygen { out } => keygen(&out),
@@ -148,9 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let m = matrix::run(&b, &field)?;
             print!("{}", m.table());
             let gaps = m.gaps();
+            for (e, id) in m.not_shipped() {
+                println!("module `{id}` is not shipped to {e} (it lacks the module's interface)");
+            }
             if gaps.is_empty() {
                 println!(
-                    "every field engine has a working variant of every module ({} engine(s), {} module(s))",
+                    "every field engine has a working variant of every module shipped to it ({} engine(s), {} module(s))",
                     m.engines.len(),
                     m.modules.len()
                 );

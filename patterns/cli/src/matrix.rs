@@ -1,11 +1,18 @@
 //! The field compatibility matrix: every variant of every module, loaded
 //! into a runtime configured as each field engine and run on the module's
 //! test vectors there.
+//!
+//! A module whose every variant an engine refuses because the engine lacks
+//! the module's interface altogether (an AV module's `scanner`, added in
+//! 1.1.0, on a 1.0-only engine) is *not shipped* to that engine rather than
+//! a gap: the engine has no AV engine to run it with, and the publish index
+//! leaves the module out of that engine range's variants. Any other refusal
+//! with no working variant is a gap and blocks publishing.
 
 use sandgate_patterns::bundle::Bundle;
 use sandgate_patterns::field::{FieldEngine, FieldList, Version};
 use sandgate_patterns::vectors::check;
-use sandgate_runtime::{Engine, EngineConfig, InterfaceVersion};
+use sandgate_runtime::{Engine, EngineConfig, InterfaceVersion, LoadError};
 
 use crate::vectors;
 
@@ -15,6 +22,9 @@ pub enum Outcome {
     Ok(Option<u64>),
     /// The engine refused it at load time.
     Rejected(String),
+    /// The engine refused it for lacking the module's interface altogether
+    /// (e.g. no `scanner`): the module is not shipped to that engine.
+    NotShipped(String),
     /// Loaded, but the vectors gave other alerts.
     WrongVerdict(String),
 }
@@ -29,6 +39,9 @@ impl Outcome {
             Outcome::Ok(Some(n)) => format!("ok ({n} alerts as expected)"),
             Outcome::Ok(None) => "ok (loads; no test vectors)".into(),
             Outcome::Rejected(why) => format!("rejected ({why})"),
+            Outcome::NotShipped(why) => {
+                format!("rejected ({why}); not shipped to this engine")
+            }
             Outcome::WrongVerdict(why) => format!("wrong verdict ({why})"),
         }
     }
@@ -58,12 +71,36 @@ impl Matrix {
             .max_by_key(|r| r.interface.parse::<Version>().ok())
     }
 
-    /// `(engine label, module)` pairs with no working variant.
+    /// Whether `module` goes to engine `engine`: false when every variant
+    /// was refused as [`Outcome::NotShipped`].
+    pub fn shipped(&self, engine: usize, module: &str) -> bool {
+        !self
+            .rows
+            .iter()
+            .filter(|r| r.engine == engine && r.module == module)
+            .all(|r| matches!(r.outcome, Outcome::NotShipped(_)))
+    }
+
+    /// `(engine label, module)` pairs not shipped to that engine.
+    pub fn not_shipped(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, e) in self.engines.iter().enumerate() {
+            for m in &self.modules {
+                if !self.shipped(i, m) {
+                    out.push((e.label(), m.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `(engine label, module)` pairs shipped to the engine with no working
+    /// variant.
     pub fn gaps(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (i, e) in self.engines.iter().enumerate() {
             for m in &self.modules {
-                if self.working(i, m).is_none() {
+                if self.shipped(i, m) && self.working(i, m).is_none() {
                     out.push((e.label(), m.clone()));
                 }
             }
@@ -162,6 +199,7 @@ fn try_variant(
 ) -> anyhow::Result<Outcome> {
     let module = match engine.load(id, bytes) {
         Ok(m) => m,
+        Err(e @ LoadError::NewerExport { .. }) => return Ok(Outcome::NotShipped(e.to_string())),
         Err(e) => return Ok(Outcome::Rejected(e.to_string())),
     };
     let Some((vectors, pcap)) = bundle.vectors_for(id) else {

@@ -90,6 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let first = engines[0];
         let mut variants = Vec::new();
         for id in &m.modules {
+            // Engines lacking the module's interface get no variant of it:
+            // their appliances load the bundle without that module.
+            if !m.shipped(first, id) {
+                continue;
+            }
             let row = m
                 .working(first, id)
                 .ok_or_else(|| anyhow::anyhow!("module `{id}` lost its working variant"))?;

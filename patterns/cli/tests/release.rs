@@ -323,3 +323,136 @@ fn build_keeps_its_contract_without_the_new_flags() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("/nonexistent/key"), "{}", text(&o));
 }
+
+#[test]
+fn an_av_module_ships_only_to_engines_with_the_scanner_and_publish_maps_them() {
+    let v = Vendor::new();
+    let ndb = v.path("vendor.ndb");
+    std::fs::write(
+        &ndb,
+        "Vendor.Test.Body:0:*:53414e44474154452d41562d54455354\n",
+    )
+    .expect("ndb");
+    let sample = v.path("sample.bin");
+    std::fs::write(&sample, b"....SANDGATE-AV-TEST....").expect("sample");
+    let clean = v.path("clean.txt");
+    std::fs::write(&clean, b"nothing here").expect("clean");
+    let bundle = v.path("mixed.sgb");
+    let o = patc(&[
+        "build",
+        "-o",
+        s(&bundle),
+        "--sign",
+        s(&v.key()),
+        "--vectors",
+        s(&root().join("patterns/examples/example.pcap")),
+        "--scan-vectors",
+        s(&sample),
+        "--scan-vectors",
+        s(&clean),
+        "--bundle-version",
+        "7",
+        s(&root().join("patterns/examples/example.rules")),
+        s(&ndb),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("1 of 1 signatures"), "{t}");
+    assert!(
+        t.contains("test vectors for module av-signatures: expects {sid 1×1}"),
+        "{t}"
+    );
+
+    let o = v.matrix(&bundle);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(
+            "rejected (module av-signatures: export `sandgate:pattern/scanner@1.1.0` is an \
+             interface added in 1.1.0, which this engine does not implement (engine offers \
+             1.0.0)); not shipped to this engine"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("module `av-signatures` is not shipped to sandgate 0.1.0"),
+        "{t}"
+    );
+    let av_on_new = t
+        .lines()
+        .find(|l| l.starts_with("sandgate 0.2.0") && l.contains("av-signatures"))
+        .expect("a row for the AV module on 0.2.0");
+    assert!(
+        av_on_new.contains("ok (1 alerts as expected)"),
+        "{av_on_new}"
+    );
+
+    let out = v.path("www");
+    let o = v.publish(&bundle, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    let public = read_public_key(&v.public()).expect("public key");
+    let index = Index::from_signed(
+        &std::fs::read(out.join(INDEX_FILE)).expect("index"),
+        &std::fs::read(out.join(INDEX_SIG_FILE)).expect("sig"),
+        &public,
+    )
+    .expect("verifies");
+    let old = index.entry_for(&["1.0.0".into()]).expect("1.0 entry");
+    let modules: Vec<&str> = old.variants.iter().map(|v| v.module.as_str()).collect();
+    assert_eq!(modules, vec!["ips-rules"], "no AV module for 1.0 engines");
+    let new = index
+        .entry_for(&["1.0.0".into(), "1.1.0".into()])
+        .expect("1.1 entry");
+    let variants: Vec<(&str, &str)> = new
+        .variants
+        .iter()
+        .map(|v| (v.module.as_str(), v.interface.as_str()))
+        .collect();
+    assert_eq!(
+        variants,
+        vec![("ips-rules", "1.0.0"), ("av-signatures", "1.1.0")]
+    );
+}
+
+#[test]
+fn an_av_module_without_a_working_variant_on_a_scanner_engine_blocks_publish() {
+    let v = Vendor::new();
+    let ndb = v.path("vendor.ndb");
+    std::fs::write(
+        &ndb,
+        "Vendor.Test.Body:0:*:53414e44474154452d41562d54455354\n",
+    )
+    .expect("ndb");
+    let sample = v.path("sample.bin");
+    std::fs::write(&sample, b"....SANDGATE-AV-TEST....").expect("sample");
+    let bundle = v.path("av.sgb");
+    let o = patc(&[
+        "build",
+        "-o",
+        s(&bundle),
+        "--sign",
+        s(&v.key()),
+        "--scan-vectors",
+        s(&sample),
+        s(&ndb),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Vectors claiming a detection the module does not make.
+    let lying = v.resign(&bundle, "lying.sgb", |b| {
+        let (entry, blob) = b.vectors_for("av-signatures").expect("vectors");
+        let mut expect = entry.expect.clone();
+        expect[0].count = 2;
+        let blob = blob.to_vec();
+        b.set_vectors("av-signatures", blob, expect);
+    });
+    let o = v.matrix(&lying);
+    assert_refused(
+        &o,
+        "sandgate 0.2.0 has no working variant of module `av-signatures`",
+    );
+    assert!(
+        !text(&o).contains("sandgate 0.1.0 has no working variant"),
+        "{}",
+        text(&o)
+    );
+}

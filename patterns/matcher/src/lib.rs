@@ -16,9 +16,12 @@
 //! - [`pcre`]: PCRE translated and compiled to DFAs (compile time), searched
 //!   at run time.
 //! - [`flowbits`]: per-flow bit state behind the [`FlowStore`] trait.
+//! - [`av`]: the AV engine — ClamAV-style body, hash and logical signatures
+//!   matched by a streaming [`av::Scanner`] fed chunk by chunk.
 //!
 //! Start with [`Matcher::matches`].
 
+pub mod av;
 pub mod bytes;
 pub mod content;
 pub mod flowbits;

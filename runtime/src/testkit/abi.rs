@@ -40,6 +40,11 @@ impl Data {
         Data { bytes: Vec::new() }
     }
 
+    /// The laid-out bytes (placed at address 64).
+    pub(crate) fn raw(&self) -> &[u8] {
+        &self.bytes
+    }
+
     fn end(&self) -> u32 {
         DATA_BASE + self.bytes.len() as u32
     }

@@ -4,13 +4,16 @@
 //! `testkit/abi.rs`), the world is embedded with
 //! `wit_component::embed_component_metadata`, and `ComponentEncoder` turns it
 //! into a validated component. [`ips_component`] builds a configurable IPS
-//! module; the other builders produce one refusal case each for the
+//! module, [`av_component`] a configurable AV module (1.1.0 `scanner`); the other builders produce one refusal case each for the
 //! load-check tests; [`batch`] builds a [`Batch`] from payloads.
 //!
 //! For tests only: these modules are deliberately naive (bump allocator, byte
 //! loop matcher, at most 4,096 hits per call).
 
 mod abi;
+mod av;
+
+pub use av::{av_component, AvOptions, FeedBody, FinishBody, WIT_1_1_0};
 
 use std::path::Path;
 
@@ -380,21 +383,22 @@ pub fn newer_minor(version: &str) -> Result<Vec<u8>, TestkitError> {
     })
 }
 
-/// Built against a 1.1.0 that adds `log.flush: func()`, and calls it: loads
-/// only on an engine that really provides `flush` (none does yet).
+/// Built against a hypothetical 1.2.0 that adds `log.flush: func()`, and
+/// calls it: loads only on an engine that really provides `flush` (none does
+/// yet; 1.1.0 added only the `scanner` interface).
 pub fn lacks_host_function() -> Result<Vec<u8>, TestkitError> {
     let opts = IpsOptions {
-        version: "1.1.0".into(),
+        version: "1.2.0".into(),
         ..IpsOptions::default()
     };
-    let wit = wit_with_version("1.1.0").replace(
+    let wit = wit_with_version("1.2.0").replace(
         "    log: func(level: level, message: string);",
         "    log: func(level: level, message: string);\n    flush: func();",
     );
     let spec = spec(
         &opts,
         InspectorAbi::Standard,
-        r#"(import "sandgate:pattern/log@1.1.0" "flush" (func $flush))"#,
+        r#"(import "sandgate:pattern/log@1.2.0" "flush" (func $flush))"#,
         "(call $flush)",
     );
     build(&opts, &[&wit], spec)

@@ -1,0 +1,664 @@
+//! The data plane itself, independent of how frames arrive: ingress
+//! (decode, bypass, worker choice, bounded queues), the workers (flow table,
+//! one [`Inspector`] each, verdicts, rejects), the watchdog and the counters.
+//!
+//! Frames enter through [`Plane::ingress`] with the side they arrived on and
+//! leave through the [`Port`] of the other side. The pnet front end in
+//! [`super::port`] calls `ingress` from one receive thread per interface;
+//! tests can call it directly with [`MemoryPort`]s.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use sandgate_runtime::{FailPolicy, LoadedModule};
+
+use super::config::{Bypass, Config, Mode, Policies};
+use super::reject;
+use super::LiveError;
+use crate::capture::LinkType;
+use crate::decode::{decode, proto, Decoded};
+use crate::eve::AlertRecord;
+use crate::flow::{FlowConfig, FlowTable};
+use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
+
+/// Where alerts go; called from worker threads.
+pub type AlertSink = Arc<dyn Fn(&AlertRecord) + Send + Sync>;
+
+/// One way out of the bridge.
+pub trait Port: Send + Sync {
+    /// Transmit one Ethernet frame.
+    fn send(&self, frame: &[u8]) -> io::Result<()>;
+}
+
+/// A [`Port`] that keeps what it is sent, for tests and benchmarks.
+#[derive(Default)]
+pub struct MemoryPort {
+    frames: Mutex<Vec<Vec<u8>>>,
+}
+
+impl MemoryPort {
+    /// The frames sent so far, taken out.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.frames.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Port for MemoryPort {
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(frame.to_vec());
+        Ok(())
+    }
+}
+
+/// Which interface a frame came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A = 0,
+    B = 1,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// Counters of a running data plane (a snapshot). Every frame received is
+/// accounted for in exactly one of the outcome counters, so losses are
+/// never silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Frames handed to ingress.
+    pub received: u64,
+    /// Frames sent on (passed, bypassed, non-IP, fail-open).
+    pub forwarded: u64,
+    /// Non-IP frames (ARP, LLDP, ...) forwarded without inspection.
+    pub not_ip: u64,
+    /// IP frames that did not decode, forwarded without inspection.
+    pub decode_errors: u64,
+    /// Frames on the bypass or management list, forwarded uninspected.
+    pub bypassed: u64,
+    /// Packets the modules inspected.
+    pub inspected: u64,
+    /// Dropped by a `drop`/`reject` rule.
+    pub dropped_by_rule: u64,
+    /// Later packets of a flow a rule dropped, dropped without inspection.
+    pub dropped_flow: u64,
+    /// Dropped because a fail-closed module faulted.
+    pub dropped_by_fault: u64,
+    /// TCP resets and ICMP unreachables sent for `reject` rules.
+    pub rejects_sent: u64,
+    /// Packets dropped because their worker's queue was full.
+    pub queue_overflow: u64,
+    /// Times a worker was declared stalled.
+    pub watchdog_trips: u64,
+    /// Packets of a stalled worker forwarded uninspected (fail-open).
+    pub watchdog_passed: u64,
+    /// Packets of a stalled worker dropped (fail-closed).
+    pub watchdog_dropped: u64,
+    /// Packets of a batch that finished after its worker was declared
+    /// stalled: discarded, because later packets of the same flows were
+    /// already handled by the policy and must not be overtaken.
+    pub late_discarded: u64,
+    /// Transmit errors (the frame is lost).
+    pub send_errors: u64,
+    /// Frames the kernel dropped before the bridge read them (socket
+    /// buffer full), from `PACKET_STATISTICS`.
+    pub kernel_drops: u64,
+    /// Receive errors other than timeouts.
+    pub receive_errors: u64,
+    /// Alerts emitted.
+    pub alerts: u64,
+    /// Module faults, all workers and modules.
+    pub module_faults: u64,
+    /// IDS: packets a rule or a fail-closed fault would have dropped inline.
+    pub would_drop: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    forwarded: AtomicU64,
+    not_ip: AtomicU64,
+    decode_errors: AtomicU64,
+    bypassed: AtomicU64,
+    inspected: AtomicU64,
+    dropped_by_rule: AtomicU64,
+    dropped_flow: AtomicU64,
+    dropped_by_fault: AtomicU64,
+    rejects_sent: AtomicU64,
+    queue_overflow: AtomicU64,
+    watchdog_trips: AtomicU64,
+    watchdog_passed: AtomicU64,
+    watchdog_dropped: AtomicU64,
+    late_discarded: AtomicU64,
+    send_errors: AtomicU64,
+    kernel_drops: AtomicU64,
+    receive_errors: AtomicU64,
+    alerts: AtomicU64,
+    would_drop: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A packet on its way to a worker, decoded once at ingress.
+struct Job {
+    side: Side,
+    ts_us: u64,
+    frame: Vec<u8>,
+    decoded: Decoded,
+}
+
+/// Worker state word: idle, busy since (ms after start, +1), or stalled.
+const IDLE: u64 = 0;
+const STALLED: u64 = u64::MAX;
+
+struct WorkerLink {
+    tx: Sender<Job>,
+    /// A second handle on the queue, for the watchdog to drain a stalled
+    /// worker's packets.
+    rx: Receiver<Job>,
+    state: AtomicU64,
+    /// Module faults counted by this worker so far.
+    faults: AtomicU64,
+}
+
+/// What can change while running: swapped whole by [`Plane::reload`].
+struct Live {
+    policies: Arc<Policies>,
+    bypass: Arc<Bypass>,
+    generation: u64,
+}
+
+/// The shared state of a running data plane.
+pub struct Plane {
+    ports: Option<[Arc<dyn Port>; 2]>,
+    live: RwLock<Live>,
+    generation: AtomicU64,
+    counters: Counters,
+    workers: Vec<WorkerLink>,
+    hasher: RandomState,
+    pub(super) stop: AtomicBool,
+    started: Instant,
+    watchdog: Duration,
+}
+
+impl Plane {
+    /// Starts the workers and the watchdog. `ports` are the A and B
+    /// interfaces' transmit sides (inline); `None` makes a passive IDS.
+    pub(super) fn start(
+        cfg: &Config,
+        modules: Vec<LoadedModule>,
+        ports: Option<[Arc<dyn Port>; 2]>,
+        alerts: AlertSink,
+    ) -> Result<(Arc<Plane>, Vec<JoinHandle<()>>), LiveError> {
+        cfg.validate()?;
+        if cfg.mode == Mode::Inline && ports.is_none() {
+            return Err(LiveError::Setup(
+                "inline mode needs a port for each interface".into(),
+            ));
+        }
+        let n = cfg.worker_count();
+        let workers = (0..n)
+            .map(|_| {
+                let (tx, rx) = bounded(cfg.limits.queue);
+                WorkerLink {
+                    tx,
+                    rx,
+                    state: AtomicU64::new(IDLE),
+                    faults: AtomicU64::new(0),
+                }
+            })
+            .collect();
+        let plane = Arc::new(Plane {
+            ports,
+            live: RwLock::new(Live {
+                policies: Arc::new(cfg.policy.clone()),
+                bypass: Arc::new(cfg.effective_bypass()),
+                generation: 0,
+            }),
+            generation: AtomicU64::new(0),
+            counters: Counters::default(),
+            workers,
+            hasher: RandomState::new(),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+            watchdog: Duration::from_millis(cfg.limits.watchdog_ms),
+        });
+        let mut threads = Vec::new();
+        for index in 0..n {
+            let worker = Worker::new(&plane, index, &modules, cfg, alerts.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("sandgate-worker-{index}"))
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    plane.stop.store(true, Ordering::Relaxed);
+                    return Err(LiveError::Thread(e));
+                }
+            }
+        }
+        let p = plane.clone();
+        match std::thread::Builder::new()
+            .name("sandgate-watchdog".into())
+            .spawn(move || p.watchdog_loop())
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                plane.stop.store(true, Ordering::Relaxed);
+                return Err(LiveError::Thread(e));
+            }
+        }
+        Ok((plane, threads))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    fn default_policy(&self) -> FailPolicy {
+        self.read_live().policies.default
+    }
+
+    fn read_live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        self.live.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Swap policies and the bypass list. Workers pick the new policies up
+    /// before their next batch; no packet is dropped or requeued.
+    pub(super) fn reload(&self, cfg: &Config) -> Result<(), LiveError> {
+        cfg.validate()?;
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        live.policies = Arc::new(cfg.policy.clone());
+        live.bypass = Arc::new(cfg.effective_bypass());
+        live.generation += 1;
+        self.generation.store(live.generation, Ordering::Release);
+        Ok(())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> LiveStats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LiveStats {
+            received: g(&c.received),
+            forwarded: g(&c.forwarded),
+            not_ip: g(&c.not_ip),
+            decode_errors: g(&c.decode_errors),
+            bypassed: g(&c.bypassed),
+            inspected: g(&c.inspected),
+            dropped_by_rule: g(&c.dropped_by_rule),
+            dropped_flow: g(&c.dropped_flow),
+            dropped_by_fault: g(&c.dropped_by_fault),
+            rejects_sent: g(&c.rejects_sent),
+            queue_overflow: g(&c.queue_overflow),
+            watchdog_trips: g(&c.watchdog_trips),
+            watchdog_passed: g(&c.watchdog_passed),
+            watchdog_dropped: g(&c.watchdog_dropped),
+            late_discarded: g(&c.late_discarded),
+            send_errors: g(&c.send_errors),
+            kernel_drops: g(&c.kernel_drops),
+            receive_errors: g(&c.receive_errors),
+            alerts: g(&c.alerts),
+            module_faults: self.workers.iter().map(|w| g(&w.faults)).sum(),
+            would_drop: g(&c.would_drop),
+        }
+    }
+
+    pub(super) fn counters_kernel_drops(&self, n: u64) {
+        add(&self.counters.kernel_drops, n);
+    }
+
+    pub(super) fn counters_receive_error(&self) {
+        add(&self.counters.receive_errors, 1);
+    }
+
+    /// Send `frame` out of `side` (no-op for an IDS).
+    fn transmit(&self, side: Side, frame: &[u8]) -> bool {
+        let Some(ports) = &self.ports else {
+            return false;
+        };
+        match ports[side as usize].send(frame) {
+            Ok(()) => true,
+            Err(_) => {
+                add(&self.counters.send_errors, 1);
+                false
+            }
+        }
+    }
+
+    /// Forward a frame that arrived on `from` to the other side.
+    fn forward(&self, from: Side, frame: &[u8]) {
+        if self.transmit(from.other(), frame) {
+            add(&self.counters.forwarded, 1);
+        }
+    }
+
+    /// One frame received on `side`, stamped now.
+    pub fn ingress(&self, side: Side, frame: &[u8]) {
+        let ts_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.ingress_at(side, frame, ts_us);
+    }
+
+    /// One frame received on `side` at `ts_us` (µs since the epoch).
+    pub fn ingress_at(&self, side: Side, frame: &[u8], ts_us: u64) {
+        let c = &self.counters;
+        add(&c.received, 1);
+        let d = match decode(LinkType::ETHERNET, frame) {
+            Ok(d) => d,
+            Err(e) => {
+                add(
+                    if e.is_not_ip() {
+                        &c.not_ip
+                    } else {
+                        &c.decode_errors
+                    },
+                    1,
+                );
+                self.forward(side, frame);
+                return;
+            }
+        };
+        let bypass = self.read_live().bypass.clone();
+        if bypass.matches(&d) {
+            add(&c.bypassed, 1);
+            self.forward(side, frame);
+            return;
+        }
+        let link = &self.workers[self.worker_of(&d)];
+        if link.state.load(Ordering::Acquire) == STALLED {
+            self.apply_stall_policy(side, frame);
+            return;
+        }
+        let job = Job {
+            side,
+            ts_us,
+            frame: frame.to_vec(),
+            decoded: d,
+        };
+        match link.tx.try_send(job) {
+            Ok(()) => {}
+            // Passing it uninspected would overtake its flow's queued
+            // packets; a dropped segment is retransmitted, a reordered
+            // one is not undone.
+            Err(TrySendError::Full(_)) => add(&c.queue_overflow, 1),
+            Err(TrySendError::Disconnected(job)) => self.apply_stall_policy(side, &job.frame),
+        }
+    }
+
+    /// The worker of a packet: a hash of its 5-tuple that is the same in
+    /// both directions, keyed per run so crafted tuples cannot pile onto
+    /// one worker on purpose.
+    fn worker_of(&self, d: &Decoded) -> usize {
+        if self.workers.len() == 1 {
+            return 0;
+        }
+        let (sp, dp) = match d.protocol {
+            proto::TCP | proto::UDP => (d.src_port, d.dst_port),
+            _ => (0, 0),
+        };
+        let a: (IpAddr, u16) = (d.src, sp);
+        let b: (IpAddr, u16) = (d.dst, dp);
+        let key = if a <= b {
+            (d.protocol, a, b)
+        } else {
+            (d.protocol, b, a)
+        };
+        (self.hasher.hash_one(key) % self.workers.len() as u64) as usize
+    }
+
+    /// A stalled worker's packet: the default policy decides, counted.
+    fn apply_stall_policy(&self, side: Side, frame: &[u8]) {
+        match self.default_policy() {
+            FailPolicy::FailOpen => {
+                add(&self.counters.watchdog_passed, 1);
+                self.forward(side, frame);
+            }
+            FailPolicy::FailClosed => add(&self.counters.watchdog_dropped, 1),
+        }
+    }
+
+    /// Declares workers stalled when one batch takes longer than the
+    /// deadline, and meanwhile empties their queues under the policy.
+    fn watchdog_loop(&self) {
+        let tick = (self.watchdog / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let deadline = self.watchdog.as_millis() as u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            let now = self.now_ms();
+            for link in &self.workers {
+                let s = link.state.load(Ordering::Acquire);
+                if s != IDLE
+                    && s != STALLED
+                    && now.saturating_sub(s) > deadline
+                    && link
+                        .state
+                        .compare_exchange(s, STALLED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    add(&self.counters.watchdog_trips, 1);
+                }
+                if link.state.load(Ordering::Acquire) == STALLED {
+                    while let Ok(job) = link.rx.try_recv() {
+                        self.apply_stall_policy(job.side, &job.frame);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One worker: its own flow table, inspector (module instances) and the
+/// set of flows a rule dropped.
+struct Worker {
+    plane: Arc<Plane>,
+    index: usize,
+    rx: Receiver<Job>,
+    inspector: Inspector,
+    flows: FlowTable,
+    dropped: HashSet<u64>,
+    pending: Vec<(Job, u64)>,
+    verdicts: Vec<Verdict>,
+    alerts: Vec<AlertRecord>,
+    sink: AlertSink,
+    batch: usize,
+    generation: u64,
+    number: u64,
+    last_expire: Instant,
+}
+
+impl Worker {
+    fn new(
+        plane: &Arc<Plane>,
+        index: usize,
+        modules: &[LoadedModule],
+        cfg: &Config,
+        sink: AlertSink,
+    ) -> Worker {
+        let active = modules
+            .iter()
+            .map(|m| ActiveModule::new(m.clone(), cfg.policy.of(m.name())))
+            .collect();
+        let mut inspector = Inspector::new(
+            active,
+            BatchLimits {
+                packets: cfg.limits.batch,
+                ..BatchLimits::default()
+            },
+        );
+        inspector.inline = plane.ports.is_some();
+        let flows = FlowTable::new(FlowConfig {
+            max_flows: cfg.limits.flows,
+            worker_id: index as u16,
+            ..FlowConfig::default()
+        });
+        Worker {
+            plane: plane.clone(),
+            index,
+            rx: plane.workers[index].rx.clone(),
+            inspector,
+            flows,
+            dropped: HashSet::new(),
+            pending: Vec::with_capacity(cfg.limits.batch),
+            verdicts: Vec::with_capacity(cfg.limits.batch),
+            alerts: Vec::new(),
+            sink,
+            batch: cfg.limits.batch,
+            generation: 0,
+            number: 0,
+            last_expire: Instant::now(),
+        }
+    }
+
+    fn run(mut self) {
+        let plane = self.plane.clone();
+        let link = &plane.workers[self.index];
+        loop {
+            if self.plane.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let first = match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.housekeeping();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            link.state.store(self.plane.now_ms(), Ordering::Release);
+            self.pick_up_reload();
+            self.queue(first);
+            while self.pending.len() < self.batch && !self.inspector.is_full() {
+                match self.rx.try_recv() {
+                    Ok(job) => self.queue(job),
+                    Err(_) => break,
+                }
+            }
+            self.inspect();
+            let late = link.state.swap(IDLE, Ordering::AcqRel) == STALLED;
+            self.emit(late);
+            let faults: u64 = self.inspector.modules.iter().map(|m| m.fault_count()).sum();
+            link.faults.store(faults, Ordering::Relaxed);
+            if self.last_expire.elapsed() > Duration::from_secs(1) {
+                self.housekeeping();
+            }
+        }
+    }
+
+    /// New policies from a reload, applied between batches.
+    fn pick_up_reload(&mut self) {
+        let generation = self.plane.generation.load(Ordering::Acquire);
+        if generation == self.generation {
+            return;
+        }
+        let policies = self.plane.read_live().policies.clone();
+        for m in &mut self.inspector.modules {
+            m.policy = policies.of(m.module.name());
+        }
+        self.generation = generation;
+    }
+
+    fn queue(&mut self, job: Job) {
+        let view = self.flows.track(&job.decoded, job.ts_us);
+        if self.plane.ports.is_some() && self.dropped.contains(&view.flow_id) {
+            add(&self.plane.counters.dropped_flow, 1);
+            return;
+        }
+        self.number += 1;
+        self.inspector
+            .push(self.number, job.ts_us, &job.frame, &job.decoded, &view);
+        self.pending.push((job, view.flow_id));
+    }
+
+    fn inspect(&mut self) {
+        let verdicts = self.inspector.flush(&mut self.alerts);
+        self.verdicts.clear();
+        self.verdicts.extend_from_slice(verdicts);
+        add(&self.plane.counters.inspected, self.pending.len() as u64);
+    }
+
+    /// Act on the verdicts of the batch just inspected, in arrival order.
+    fn emit(&mut self, late: bool) {
+        let plane = self.plane.clone();
+        let c = &plane.counters;
+        for a in self.alerts.drain(..) {
+            add(&c.alerts, 1);
+            (self.sink)(&a);
+        }
+        if late {
+            add(&c.late_discarded, self.pending.len() as u64);
+            self.pending.clear();
+            return;
+        }
+        let inline = plane.ports.is_some();
+        let rejected = self.inspector.rejected();
+        for (i, (job, flow)) in self.pending.drain(..).enumerate() {
+            let verdict = self.verdicts.get(i).copied().unwrap_or(Verdict::Pass);
+            if !inline {
+                if verdict != Verdict::Pass {
+                    add(&c.would_drop, 1);
+                }
+                continue;
+            }
+            // An earlier packet of this batch got the flow dropped.
+            if self.dropped.contains(&flow) {
+                add(&c.dropped_flow, 1);
+                continue;
+            }
+            match verdict {
+                Verdict::Pass => plane.forward(job.side, &job.frame),
+                Verdict::DropByFault => add(&c.dropped_by_fault, 1),
+                Verdict::Drop => {
+                    add(&c.dropped_by_rule, 1);
+                    self.dropped.insert(flow);
+                    if rejected.get(i).copied().unwrap_or(false) {
+                        for answer in reject::answers(&job.frame, &job.decoded) {
+                            let out = if answer.back {
+                                job.side
+                            } else {
+                                job.side.other()
+                            };
+                            if plane.transmit(out, &answer.frame) {
+                                add(&c.rejects_sent, 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Expire idle flows; forget their module, stream and drop state.
+    fn housekeeping(&mut self) {
+        self.last_expire = Instant::now();
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let gone = self.flows.expire(now_us);
+        if !gone.is_empty() {
+            self.inspector.forget_flows(&gone);
+            for f in &gone {
+                self.dropped.remove(f);
+            }
+        }
+    }
+}
