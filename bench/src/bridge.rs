@@ -216,4 +216,3 @@ fn losses(b: &Blast, before: &LiveStats, after: &LiveStats) -> String {
         lost as f64 * 100.0 / b.sent.max(1) as f64
     )
 }
-

@@ -21,10 +21,10 @@ use clap::{Parser, Subcommand};
 use sandgate_host::eve::{alert_table, AlertRecord, EveWriter};
 use sandgate_host::inspect::BatchLimits;
 use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+use sandgate_host::scan::{scan_paths, FileScanner, ScanConfig};
 use sandgate_host::update::daemon::{self, DaemonOptions};
 use sandgate_host::update::plane::{PacketSource, PcapLoop, PlaneConfig};
 use sandgate_host::update::status::Status;
-use sandgate_host::scan::{scan_paths, FileScanner, ScanConfig};
 use sandgate_patterns::bundle::Bundle;
 use sandgate_runtime::{Engine, EngineConfig, FailPolicy};
 

@@ -149,8 +149,10 @@ impl Index {
     }
 
     /// The entry for an engine implementing `offered`: the one listing
-    /// exactly those versions, else the first whose every variant the engine
-    /// serves.
+    /// exactly those versions; else, of the entries for engine ranges this
+    /// engine covers (it implements every interface they list — a newer
+    /// engine loads whatever an older one does), the one listing the most;
+    /// else the first whose every variant the engine serves.
     pub fn entry_for(&self, offered: &[String]) -> Option<&IndexEntry> {
         let mut want: Vec<&String> = offered.iter().collect();
         want.sort();
@@ -160,6 +162,14 @@ impl Index {
                 let mut have: Vec<&String> = e.interfaces.iter().collect();
                 have.sort();
                 have == want
+            })
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .filter(|e| {
+                        !e.interfaces.is_empty() && e.interfaces.iter().all(|i| offers(offered, i))
+                    })
+                    .max_by_key(|e| e.interfaces.len())
             })
             .or_else(|| {
                 self.entries
@@ -298,6 +308,30 @@ mod tests {
             "newer minor serves"
         );
         assert!(i.entry_for(&["2.0.0".into()]).is_none());
+    }
+
+    #[test]
+    fn a_newer_engine_takes_the_richest_range_it_covers() {
+        let mut i = index();
+        let mut newer = i.entries[0].clone();
+        newer.interfaces = vec!["1.0.0".into(), "1.1.0".into()];
+        newer.file = "bundle-1.1.sgb".into();
+        // A module only a 2.0 engine loads makes the variant rule useless here.
+        let mut far = i.entries[0].clone();
+        far.interfaces = vec!["2.0.0".into()];
+        far.file = "bundle-2.sgb".into();
+        i.entries.push(newer);
+        i.entries.push(far);
+        for v in &mut i.entries[0].variants {
+            v.interface = "2.0.0".into();
+        }
+        let offered: Vec<String> = vec!["1.0.0".into(), "1.1.0".into(), "1.2.0".into()];
+        let e = i.entry_for(&offered).expect("an entry this engine covers");
+        assert_eq!(e.file, "bundle-1.1.sgb");
+        let e = i
+            .entry_for(&["1.0.0".into(), "1.3.0".into()])
+            .expect("covered");
+        assert_eq!(e.file, "bundle-1.1.sgb", "1.3.0 implements 1.1.0");
     }
 
     #[test]

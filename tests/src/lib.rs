@@ -19,8 +19,8 @@
 
 pub mod clamav;
 pub mod hostile;
-pub mod update_server;
 pub mod netns;
+pub mod update_server;
 pub mod verify;
 
 use std::collections::BTreeMap;
