@@ -22,6 +22,7 @@ use sandgate_patterns::bundle::sha256_hex;
 use sandgate_patterns::emit::{av_component, ModuleManifest};
 use sandgate_patterns::pipeline::{AV_INTERFACE_VERSION, AV_MODULE_ID};
 use sandgate_runtime::{Engine, ScanInstance, ScanOptions};
+use sandgate_tests::clamav::CLAMSCAN_RAW;
 
 use crate::{row, Row};
 
@@ -31,27 +32,6 @@ pub const END: &str = "<!-- sandgate-bench:av:end -->";
 
 /// Chunk size the scanner is fed with (the host's read size).
 const CHUNK: usize = 64 * 1024;
-
-/// clamscan on raw bytes only (as in the parity test).
-const CLAMSCAN_RAW: &[&str] = &[
-    "--no-summary",
-    "--allmatch",
-    "--bytecode=no",
-    "--heuristic-alerts=no",
-    "--disable-cache",
-    "--scan-archive=no",
-    "--scan-pdf=no",
-    "--scan-ole2=no",
-    "--scan-html=no",
-    "--scan-mail=no",
-    "--scan-pe=no",
-    "--scan-elf=no",
-    "--scan-swf=no",
-    "--scan-xmldocs=no",
-    "--scan-hwp3=no",
-    "--scan-onenote=no",
-    "--scan-image=no",
-];
 
 fn xorshift(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
