@@ -578,7 +578,18 @@ impl StreamScanner {
 /// The alert for AV signature `sig` of `module` on the packet `meta`.
 fn av_alert(module: &LoadedModule, sig: u32, meta: &PacketMeta) -> Option<AlertRecord> {
     let info = module.info().rules.get(sig as usize)?;
-    Some(AlertRecord {
+    Some(alert_record(meta, info, AlertAction::Allowed, None))
+}
+
+/// The alert for rule `info` on the packet `meta`: one place that maps a
+/// rule's metadata and a packet's addressing to an EVE record.
+fn alert_record(
+    meta: &PacketMeta,
+    info: &wt::RuleInfo,
+    action: AlertAction,
+    metadata: Option<serde_json::Value>,
+) -> AlertRecord {
+    AlertRecord {
         timestamp_us: meta.timestamp_us,
         flow_id: meta.flow_id,
         pcap_cnt: meta.number,
@@ -588,15 +599,15 @@ fn av_alert(module: &LoadedModule, sig: u32, meta: &PacketMeta) -> Option<AlertR
         dest_port: meta.dst_port,
         proto: meta.proto,
         direction: meta.direction,
-        action: AlertAction::Allowed,
+        action,
         gid: info.gid,
         signature_id: info.sid,
         rev: info.rev,
         signature: info.msg.clone(),
         category: info.classtype.clone().unwrap_or_default(),
         severity: info.priority.map_or(DEFAULT_SEVERITY, |p| p.min(255) as u8),
-        metadata: None,
-    })
+        metadata,
+    }
 }
 
 fn dir_index(d: Direction) -> u8 {
@@ -919,29 +930,13 @@ impl Inspector {
                 }
                 let blocked =
                     self.inline && matches!(action, wt::Action::Drop | wt::Action::Reject);
-                alerts.push(AlertRecord {
-                    timestamp_us: meta.timestamp_us,
-                    flow_id: meta.flow_id,
-                    pcap_cnt: meta.number,
-                    src_ip: meta.src,
-                    src_port: meta.src_port,
-                    dest_ip: meta.dst,
-                    dest_port: meta.dst_port,
-                    proto: meta.proto,
-                    direction: meta.direction,
-                    action: if blocked {
-                        AlertAction::Blocked
-                    } else {
-                        AlertAction::Allowed
-                    },
-                    gid: info.gid,
-                    signature_id: info.sid,
-                    rev: info.rev,
-                    signature: info.msg.clone(),
-                    category: info.classtype.clone().unwrap_or_default(),
-                    severity: info.priority.map_or(DEFAULT_SEVERITY, |p| p.min(255) as u8),
-                    metadata: m.metadata.get(rule as usize).cloned().flatten(),
-                });
+                let action = if blocked {
+                    AlertAction::Blocked
+                } else {
+                    AlertAction::Allowed
+                };
+                let metadata = m.metadata.get(rule as usize).cloned().flatten();
+                alerts.push(alert_record(&meta, info, action, metadata));
             }
             if drops && self.verdicts[pi] == Verdict::Pass {
                 self.verdicts[pi] = Verdict::Drop;
