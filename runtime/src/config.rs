@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub fail_policy: FailPolicy,
     /// When a module that keeps faulting is taken out of the data plane.
     pub quarantine: QuarantineConfig,
+    /// How a call's CPU time is bounded. Default [`Metering::Fuel`].
+    pub metering: Metering,
 }
 
 impl Default for EngineConfig {
@@ -62,8 +64,34 @@ impl Default for EngineConfig {
             pool: PoolConfig::default(),
             fail_policy: FailPolicy::default(),
             quarantine: QuarantineConfig::default(),
+            metering: Metering::default(),
         }
     }
+}
+
+/// How the runtime bounds the time of one call. Every budget in [`Limits`]
+/// is stated in fuel units (about 1 ns of wasm each) whichever is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metering {
+    /// wasmtime fuel: every wasm operator costs one unit; deterministic (the
+    /// same batch always costs the same), so verdicts are reproducible.
+    /// Costs a counter update per basic block.
+    #[default]
+    Fuel,
+    /// Epoch interruption: a budget of N units becomes a deadline N ns away,
+    /// checked at function entries and loop back-edges against a counter a
+    /// ticker thread advances every `tick_us` microseconds. Cheaper than
+    /// fuel, but wall-clock: a busy machine cuts calls sooner, and a call's
+    /// cost is measured in time, not instructions.
+    Epoch {
+        /// Tick length in microseconds (at least 1); the deadline's
+        /// resolution.
+        tick_us: u64,
+    },
+    /// No bound at all: a looping module hangs its worker. For measuring
+    /// what metering costs (`sandgate-bench`), never for a gateway.
+    Unmetered,
 }
 
 /// Quarantine: a module with more than `fault_threshold` faults among its
@@ -241,6 +269,14 @@ impl EngineConfig {
                     "{v} is not hostable: this build implements major version {BUILT_IN_MAJOR}"
                 ),
             );
+        }
+        if let Metering::Epoch { tick_us } = self.metering {
+            if tick_us == 0 || tick_us > 1_000_000 {
+                return bad(
+                    "metering.epoch.tick_us",
+                    format!("must be between 1 and 1,000,000 microseconds (got {tick_us})"),
+                );
+            }
         }
         let l = &self.limits;
         if l.memory_max_bytes < WASM_PAGE {

@@ -10,9 +10,10 @@ use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
 use crate::check::{self, Reference, Role};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, Metering};
 use crate::error::{EngineError, FaultKind, LoadError};
 use crate::host::HostState;
+use crate::meter::{self, Armed, Ticker};
 use crate::module::{self, LoadedModule, Pre};
 use crate::wit;
 
@@ -53,6 +54,8 @@ struct EngineInner {
     linker: Linker<HostState>,
     reference: Reference,
     allocator: Allocator,
+    /// Advances the epoch under [`Metering::Epoch`]; stops when dropped.
+    _ticker: Option<Ticker>,
 }
 
 impl Engine {
@@ -66,6 +69,14 @@ impl Engine {
         wit::IpsModule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Reference(format!("linking host functions: {e:#}")))?;
         let reference = build_reference(&engine)?;
+        let ticker = match config.metering {
+            Metering::Epoch { tick_us } => {
+                Some(Ticker::start(&engine, tick_us).map_err(|e| {
+                    EngineError::Wasmtime(format!("starting the epoch ticker: {e}"))
+                })?)
+            }
+            Metering::Fuel | Metering::Unmetered => None,
+        };
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config,
@@ -73,6 +84,7 @@ impl Engine {
                 linker,
                 reference,
                 allocator,
+                _ticker: ticker,
             }),
         })
     }
@@ -155,14 +167,20 @@ impl Engine {
         module::describe_and_build(self, name, pre, inventory, interface_version)
     }
 
-    /// A store with fresh host state, limiter attached, fuel for instantiation.
+    /// A store with fresh host state, limiter attached, budget for
+    /// instantiation.
     pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.inner.engine, state);
         store.data_mut().begin_call();
         store.limiter(|s| &mut s.limiter);
-        // Cannot fail: fuel is enabled in every engine this crate builds.
-        let _ = store.set_fuel(self.inner.config.limits.fuel_instantiate);
+        self.arm(&mut store, self.inner.config.limits.fuel_instantiate);
         store
+    }
+
+    /// Gives `store` a budget of `budget` fuel units for its next call,
+    /// metered as the config says.
+    pub(crate) fn arm(&self, store: &mut Store<HostState>, budget: u64) -> Armed {
+        meter::arm(&self.inner.config.metering, store, budget)
     }
 
     pub(crate) fn new_host_state(&self) -> HostState {
@@ -172,7 +190,8 @@ impl Engine {
 
 fn base_config(config: &EngineConfig) -> Config {
     let mut c = Config::new();
-    c.consume_fuel(true)
+    c.consume_fuel(config.metering == Metering::Fuel)
+        .epoch_interruption(matches!(config.metering, Metering::Epoch { .. }))
         .max_wasm_stack(usize::try_from(config.limits.max_wasm_stack).unwrap_or(512 * 1024))
         .wasm_component_model(true)
         .memory_reservation(config.memory_cap() as u64)
@@ -253,6 +272,8 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> (FaultKind, 
     };
     let kind = match trap {
         wasmtime::Trap::OutOfFuel => FaultKind::FuelExhausted,
+        // The epoch deadline: the same budget, metered in time.
+        wasmtime::Trap::Interrupt => FaultKind::FuelExhausted,
         wasmtime::Trap::StackOverflow => FaultKind::StackOverflow,
         _ => FaultKind::Trap,
     };

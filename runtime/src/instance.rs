@@ -80,12 +80,12 @@ impl ModuleInstance {
         let Slot::Live { store, bindings } = &mut self.slot else {
             return Err(self.fault(FaultKind::Instantiate, "no live instance".into()));
         };
-        let _ = store.set_fuel(budget);
+        let armed = self.module.inner.engine.arm(store, budget);
         store.data_mut().begin_call();
         let result = bindings
             .sandgate_pattern_inspector()
             .call_inspect(&mut *store, batch);
-        let used = budget.saturating_sub(store.get_fuel().unwrap_or(0));
+        let used = armed.used(store);
         self.last_fuel_used = used;
         self.module.inner.counters.call(used);
         match result {
@@ -212,7 +212,8 @@ impl ModuleInstance {
         let Ok(bindings) = pre.instantiate(&mut store) else {
             return Err(store.into_data());
         };
-        let _ = store.set_fuel(self.module.inner.engine.config().limits.fuel_warmup);
+        let engine = &self.module.inner.engine;
+        engine.arm(&mut store, engine.config().limits.fuel_warmup);
         store.data_mut().begin_call();
         let empty = Batch {
             buffer: Vec::new(),

@@ -13,6 +13,7 @@
 //! | [`check`] | the load-time check (size, parse, version gates, allow-list, export types) |
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
 //! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
+//! | `meter` | [`Metering`] at work: fuel, an epoch deadline (ticker thread) or nothing per call |
 //! | `instance` | [`ModuleInstance`]: `inspect`, fault classification, restart after a trap |
 //! | `scan` | [`ScanInstance`]: streaming scans of an AV module (`scanner`, 1.1.0), per-feed fuel, the scan-time limit |
 //! | `host` | the `log` and `flow-state` imports, the memory/table limiter |
@@ -45,6 +46,7 @@ mod engine;
 pub mod error;
 mod host;
 mod instance;
+mod meter;
 mod module;
 mod scan;
 #[cfg(feature = "testkit")]
@@ -53,7 +55,7 @@ pub mod version;
 
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use check::MANIFEST_SECTION;
-pub use config::{EngineConfig, FailPolicy, Limits, PoolConfig, QuarantineConfig};
+pub use config::{EngineConfig, FailPolicy, Limits, Metering, PoolConfig, QuarantineConfig};
 pub use counters::{FaultCounters, FaultCounts};
 pub use engine::{Allocator, Engine};
 pub use error::{EngineError, Fault, FaultKind, ItemKind, LoadError};

@@ -232,7 +232,7 @@ pub(crate) fn describe_and_build(
             });
         }
     };
-    let _ = store.set_fuel(limits.fuel_describe);
+    engine.arm(&mut store, limits.fuel_describe);
     store.data_mut().begin_call();
     let described = match &bindings {
         Bindings::Ips(b) => b.sandgate_pattern_inspector().call_describe(&mut store),

@@ -368,10 +368,10 @@ impl ScanInstance {
         };
         let scan_binds = *fuel_left <= budget;
         let given = budget.min(*fuel_left);
-        let _ = store.set_fuel(given);
+        let armed = self.module.inner.engine.arm(store, given);
         store.data_mut().begin_call();
         let result = f(store, bindings);
-        let used = given.saturating_sub(store.get_fuel().unwrap_or(0));
+        let used = armed.used(store);
         *fuel_left = fuel_left.saturating_sub(used);
         self.module.inner.counters.call(used);
         match result {
@@ -430,7 +430,7 @@ impl ScanInstance {
         let Slot::Live { store, .. } = &mut self.slot else {
             return;
         };
-        let _ = store.set_fuel(budget);
+        self.module.inner.engine.arm(store, budget);
         store.data_mut().begin_call();
         if let Err(e) = handle.resource_drop(&mut *store) {
             let (kind, _) = classify(&e, store.data());
@@ -484,7 +484,8 @@ impl ScanInstance {
                 return Err(self.module.fault(FaultKind::Instantiate, message));
             }
         };
-        let _ = store.set_fuel(self.module.inner.engine.config().limits.fuel_warmup);
+        let engine = &self.module.inner.engine;
+        engine.arm(&mut store, engine.config().limits.fuel_warmup);
         let warm = (|| -> wasmtime::Result<()> {
             let scan = bindings.sandgate_pattern_scanner().scan();
             let h = scan.call_constructor(
