@@ -16,6 +16,7 @@
 //! - with `--bridge` (root), instead: the live bridge on veth ([`bridge`]).
 
 mod bridge;
+mod scaling;
 mod scan;
 mod update;
 
@@ -34,7 +35,7 @@ use sandgate_patterns::emit::{rules_component, ModuleManifest};
 use sandgate_patterns::rules::{RuleSource, Vars};
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
 use sandgate_runtime::wit::{Batch, Direction as WDirection, IpAddress, Packet};
-use sandgate_runtime::{Engine, EngineConfig, LoadedModule};
+use sandgate_runtime::{ArtifactCache, CacheOutcome, Engine, EngineConfig, LoadedModule, Metering};
 
 #[derive(Parser)]
 #[command(about = "Sandgate benchmark suite")]
@@ -155,6 +156,29 @@ fn main() -> Result<()> {
             args.seconds,
             &mut rows,
         )?;
+        let texts = read_texts(&et)?;
+        let sample = &corpus[..corpus.len().min(200)];
+        let points = scaling::measure(&engine, &texts, sample, args.seconds / 2.0)?;
+        for p in &points {
+            rows.push(Row {
+                name: format!("ET Open 2020, first {:>4} rules: wasm (fuel)", p.rules),
+                value: format!("{:.0} packets/s", p.wasm_pps),
+                baseline: format!("native {:.0} packets/s", p.native_pps),
+                ratio: format!("{:.2}x native", p.wasm_pps / p.native_pps),
+            });
+        }
+        if let Some(path) = &args.write {
+            let svg = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("docs/bench-rules-scaling.svg");
+            scaling::plot(
+                &points,
+                &svg,
+                "ET Open 2020 rules over the shared captures: packets/s vs rules",
+            )?;
+            println!("plotted {}", svg.display());
+        }
     } else {
         rows.push(row("ET Open rows", "skipped: ../shared/data not present"));
     }
@@ -218,10 +242,7 @@ fn ruleset_rows(
     secs: f64,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    let texts: Vec<(String, String)> = files
-        .iter()
-        .map(|p| Ok((p.display().to_string(), std::fs::read_to_string(p)?)))
-        .collect::<Result<_>>()?;
+    let texts = read_texts(files)?;
     let sources: Vec<RuleSource<'_>> = texts
         .iter()
         .map(|(file, text)| RuleSource { file, text })
@@ -325,6 +346,43 @@ fn ruleset_rows(
         baseline: format!("native {nat_pps:.0} packets/s, {nat_mbit:.0} Mbit/s"),
         ratio: format!("{:.2}x native", wasm_pps / nat_pps),
     });
+    // The same module under the other metering modes, and fuel with two
+    // workers (own instance each, same batches), against the same native run.
+    for (mode, metering) in [
+        ("epoch deadline", Metering::Epoch { tick_us: 1000 }),
+        ("no limits", Metering::Unmetered),
+    ] {
+        let e = Engine::new(EngineConfig {
+            metering,
+            ..EngineConfig::default()
+        })?;
+        let mut i = e.load("bench", &component)?.instantiate()?;
+        let (iters, el) = time_loop(secs, || {
+            for b in batches {
+                let _ = i.inspect(b);
+            }
+            Ok(())
+        })?;
+        let pps = (iters as f64 * packets as f64) / el.as_secs_f64();
+        let mbit = (iters as f64 * bytes as f64 * 8.0) / el.as_secs_f64() / 1e6;
+        rows.push(Row {
+            name: format!("{label}: wasm ({mode})"),
+            value: format!("{pps:.0} packets/s, {mbit:.0} Mbit/s"),
+            baseline: format!("native {nat_pps:.0} packets/s"),
+            ratio: format!("{:.2}x native", pps / nat_pps),
+        });
+    }
+    let two = workers_pps(&module, batches, secs, 2)?;
+    rows.push(Row {
+        name: format!("{label}: wasm (fuel), 2 workers"),
+        value: format!(
+            "{two:.0} packets/s, {:.0} Mbit/s in all",
+            two * (bytes as f64 * 8.0 / packets as f64) / 1e6
+        ),
+        baseline: format!("1 worker {wasm_pps:.0} packets/s"),
+        ratio: format!("{:.2}x one worker", two / wasm_pps),
+    });
+    load_and_memory_rows(label, &component, rows)?;
     if hits_wasm != hits_native {
         rows.push(row(
             format!("{label}: WARNING"),
@@ -332,6 +390,99 @@ fn ruleset_rows(
         ));
     }
     Ok(())
+}
+
+/// Aggregate packets/s of `n` threads, each with its own instance of
+/// `module`, each inspecting all of `batches` for `secs`.
+fn workers_pps(module: &LoadedModule, batches: &[Batch], secs: f64, n: usize) -> Result<f64> {
+    let packets: usize = batches.iter().map(|b| b.packets.len()).sum();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                scope.spawn(|| -> Result<f64> {
+                    let mut inst = module.instantiate()?;
+                    let (iters, el) = time_loop(secs, || {
+                        for b in batches {
+                            let _ = inst.inspect(b);
+                        }
+                        Ok(())
+                    })?;
+                    Ok(iters as f64 * packets as f64 / el.as_secs_f64())
+                })
+            })
+            .collect();
+        let mut total = 0.0;
+        for h in handles {
+            total += h
+                .join()
+                .map_err(|_| anyhow::anyhow!("worker thread panicked"))??;
+        }
+        Ok(total)
+    })
+}
+
+/// Load from the precompiled-artifact cache against a fresh compile, and
+/// resident memory: compiled code, then one and two instances (workers).
+fn load_and_memory_rows(label: &str, component: &[u8], rows: &mut Vec<Row>) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache = ArtifactCache::new(dir.path());
+    let engine = Engine::new(EngineConfig::default())?;
+    let t = Instant::now();
+    let (_, first) = cache.load(&engine, "bench", component)?;
+    let compiled = t.elapsed();
+    let rss0 = rss_kib();
+    let t = Instant::now();
+    let (module, second) = cache.load(&engine, "bench", component)?;
+    let cached = t.elapsed();
+    if first != CacheOutcome::Compiled || second != CacheOutcome::Hit {
+        bail!("{label}: artifact cache did not hit ({first:?}, {second:?})");
+    }
+    rows.push(Row {
+        name: format!("{label}: load from precompiled cache"),
+        value: format!("{:.1} ms (check + deserialise + describe)", ms(cached)),
+        baseline: format!("compile {:.1} ms", ms(compiled)),
+        ratio: format!("{:.1}x faster", ms(compiled) / ms(cached).max(0.001)),
+    });
+    let rss1 = rss_kib();
+    let w1 = module.instantiate()?;
+    let rss2 = rss_kib();
+    let w2 = module.instantiate()?;
+    let rss3 = rss_kib();
+    rows.push(row(
+        format!("{label}: resident memory"),
+        format!(
+            "module {:.1} MiB, worker 1 +{:.1} MiB, worker 2 +{:.1} MiB; bench process {:.0} MiB",
+            rss1.saturating_sub(rss0) as f64 / 1024.0,
+            rss2.saturating_sub(rss1) as f64 / 1024.0,
+            rss3.saturating_sub(rss2) as f64 / 1024.0,
+            rss3 as f64 / 1024.0
+        ),
+    ));
+    drop((w1, w2));
+    Ok(())
+}
+
+/// The process's resident set in KiB (`VmRSS`), 0 if unreadable.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// (path, contents) of each rule file.
+fn read_texts(files: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    files
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
