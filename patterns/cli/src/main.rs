@@ -5,12 +5,15 @@
 //! - `keygen`: an Ed25519 key pair for signing;
 //! - `matrix`: every variant × every field engine (`matrix.rs`, running the
 //!   vectors through `vectors.rs`);
-//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`).
+//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`);
+//! - `inspect`: a module's interfaces, imports, exports, rules and the field
+//!   engines that accept it (`inspect.rs`).
 //!
 //! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
 //! refused), 2 the tool could not do its job (bad input, I/O).
 
 mod build;
+mod inspect;
 mod matrix;
 mod publish;
 mod vectors;
@@ -104,6 +107,22 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         rollout: Option<u8>,
     },
+    /// Show a module's (or every variant of a bundle's) interface versions,
+    /// imports, exports, size, SHA-256, declared rules, fuel estimates and
+    /// which field engines accept it.
+    Inspect {
+        /// A module component (`.wasm`) or a bundle.
+        module: PathBuf,
+        /// The field list (default: `field-engines.yaml` when it exists).
+        #[arg(long)]
+        field: Option<PathBuf>,
+        /// List every declared rule, not only the first ten.
+        #[arg(long)]
+        rules: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The content was refused (exit 1), as opposed to a tool failure (exit 2).
@@ -190,6 +209,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             field,
             rollout,
         }),
+        Command::Inspect {
+            module,
+            field,
+            rules,
+            json,
+        } => {
+            let default = PathBuf::from("field-engines.yaml");
+            let field = match field {
+                Some(path) => Some(FieldList::from_yaml_file(&path)?),
+                None if default.exists() => Some(FieldList::from_yaml_file(&default)?),
+                None => None,
+            };
+            let args = inspect::Args {
+                path: &module,
+                field: field.as_ref(),
+                all_rules: rules,
+            };
+            print!("{}", inspect::run(&args, json)?);
+            Ok(())
+        }
     }
 }
 
