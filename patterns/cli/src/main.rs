@@ -7,12 +7,15 @@
 //!   vectors through `vectors.rs`);
 //! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`);
 //! - `inspect`: a module's interfaces, imports, exports, rules and the field
-//!   engines that accept it (`inspect.rs`).
+//!   engines that accept it (`inspect.rs`);
+//! - `explain`: why a rule did or did not fire on each packet of a capture,
+//!   traced by the real matcher (`explain.rs`).
 //!
 //! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
 //! refused), 2 the tool could not do its job (bad input, I/O).
 
 mod build;
+mod explain;
 mod inspect;
 mod matrix;
 mod publish;
@@ -123,6 +126,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show why a rule did or did not fire on the packets of a capture:
+    /// header, flow, each content with its modifiers, pcre, byte tests,
+    /// flowbits and the verdict, as the engine evaluates them.
+    Explain {
+        /// The rule's sid.
+        #[arg(long)]
+        sid: u32,
+        /// The rule's gid.
+        #[arg(long, default_value_t = 1)]
+        gid: u32,
+        /// The capture to replay.
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Rule files holding the rule (with the rules that set its flowbits).
+        #[arg(long, num_args = 1.., required = true)]
+        rules: Vec<PathBuf>,
+        /// Explain only this packet (1-based, as in Wireshark).
+        #[arg(long)]
+        packet: Option<u64>,
+        /// YAML file with suricata.yaml-style `vars:` (default: Suricata's defaults).
+        #[arg(long)]
+        vars: Option<PathBuf>,
+        /// Non-matching packets shown in full besides the nearest miss.
+        #[arg(long, default_value_t = 2)]
+        show: usize,
+        /// Show every packet the rule's header applies to.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// The content was refused (exit 1), as opposed to a tool failure (exit 2).
@@ -227,6 +259,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 all_rules: rules,
             };
             print!("{}", inspect::run(&args, json)?);
+            Ok(())
+        }
+        Command::Explain {
+            sid,
+            gid,
+            pcap,
+            rules,
+            packet,
+            vars,
+            show,
+            all,
+        } => {
+            let vars = match &vars {
+                Some(path) => sandgate_patterns::rules::Vars::from_yaml_file(path)
+                    .with_context(|| format!("reading vars file {}", path.display()))?,
+                None => sandgate_patterns::rules::Vars::suricata_defaults(),
+            };
+            let args = explain::Args {
+                pcap,
+                rules,
+                packet,
+                show,
+                all,
+            };
+            let target = explain::load_target(&args.rules, &vars, gid, sid)?;
+            let results = explain::evaluate(&target, &args.pcap)?;
+            print!("{}", explain::render(&target, &results, &args)?);
             Ok(())
         }
     }

@@ -192,3 +192,126 @@ fn inspect_names_a_file_that_is_not_a_module() {
     assert!(stderr.contains("cut.wasm"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `explain` run in the examples folder, so the output names files as an
+/// author would type them.
+fn explain(args: &[&str]) -> Output {
+    let mut all = vec![
+        "explain",
+        "--pcap",
+        "example.pcap",
+        "--rules",
+        "example.rules",
+    ];
+    all.extend_from_slice(args);
+    patc_in(&root().join("patterns/examples"), &all)
+}
+
+#[test]
+fn explain_a_rule_that_fires_on_a_split_signature() {
+    let out = ok(&explain(&["--sid", "1000011"]));
+    assert!(out.contains("fired on packets [43]"), "{out}");
+    golden("explain-1000011.txt", &out);
+}
+
+#[test]
+fn explain_a_rule_that_nearly_matches() {
+    let out = ok(&explain(&["--sid", "1000001", "--show", "0"]));
+    assert!(out.contains("fired on packets [5]"), "{out}");
+    assert!(
+        out.contains(
+            "nearest miss: packet 13: content 2 \"' or 1=1\" nocase distance 0: not found"
+        ),
+        "{out}"
+    );
+    golden("explain-1000001.txt", &out);
+}
+
+#[test]
+fn explain_distance_and_within_on_one_packet() {
+    let out = ok(&explain(&["--sid", "1000003", "--packet", "23"]));
+    assert!(
+        out.contains("content 2 \"CMD:\" within 4: found at 4..8 (window 4..8 from the previous match end at 4)"),
+        "{out}"
+    );
+    golden("explain-1000003-packet-23.txt", &out);
+}
+
+#[test]
+fn explain_names_a_missing_sid_and_a_rule_that_did_not_compile() {
+    let o = explain(&["--sid", "4242"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no rule 1:4242 in example.rules"),
+        "{stderr}"
+    );
+    let o = explain(&["--sid", "1000010"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rule 1:1000010 did not compile: example.rules:37 (sid 1000010): protocol `http` needs an application-layer parser"),
+        "{stderr}"
+    );
+}
+
+/// The packets `explain --all` says the rule fired on.
+fn explained_alerts(sid: u32) -> Vec<u64> {
+    let out = ok(&explain(&["--sid", &sid.to_string(), "--all"]));
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fired on packets ["))
+        .unwrap_or_else(|| panic!("no summary for sid {sid}:\n{out}"));
+    line.trim_end_matches(']')
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(|n| n.parse().expect("packet number"))
+        .collect()
+}
+
+#[test]
+fn explain_agrees_with_the_engine_on_every_packet_for_every_example_sid() {
+    use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = root().join("patterns/examples/example.rules");
+    let bundle = build(dir.path(), &[s(&rules)]);
+    let engine =
+        sandgate_runtime::Engine::new(sandgate_runtime::EngineConfig::default()).expect("engine");
+    let b = sandgate_patterns::bundle::Bundle::read(&bundle).expect("bundle");
+    let loaded = load_bundle(&engine, &b);
+    assert!(loaded.refused.is_empty());
+    let mut engine_alerts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let pcap = root().join("patterns/examples/example.pcap");
+    replay(
+        &loaded.modules,
+        &pcap,
+        &ReplayOptions::default(),
+        &mut |a| {
+            engine_alerts
+                .entry(a.signature_id)
+                .or_default()
+                .push(a.pcap_cnt);
+            Ok(())
+        },
+    )
+    .map_err(|(_, e)| e)
+    .expect("replay");
+    let sids: Vec<u32> = loaded.modules[0]
+        .info()
+        .rules
+        .iter()
+        .map(|r| r.sid)
+        .collect();
+    assert_eq!(sids.len(), 10, "every compiled example rule is checked");
+    for sid in sids {
+        let engine = engine_alerts.remove(&sid).unwrap_or_default();
+        assert_eq!(
+            explained_alerts(sid),
+            engine,
+            "sid {sid}: explain and the engine disagree"
+        );
+    }
+    assert!(engine_alerts.is_empty(), "{engine_alerts:?}");
+}
