@@ -55,12 +55,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Vars::suricata_defaults(),
     };
     let started = std::time::Instant::now();
-    let mut report = build(&BuildOptions {
+    let progress = crate::progress::spinner(&format!(
+        "compiling {} input file(s), encoding the components",
+        args.inputs.len()
+    ));
+    let report = build(&BuildOptions {
         inputs: args.inputs,
         vars,
         module_id: args.module_id,
         bundle_version: args.bundle_version,
-    })?;
+    });
+    progress.finish_and_clear();
+    let mut report = report?;
     for s in &report.skipped {
         eprintln!("warning: skipped {s}");
     }
@@ -168,10 +174,14 @@ fn record_vectors(bundle: &mut Bundle, vectors: Vec<u8>, kind: &str) -> anyhow::
         if entry.kind != kind {
             continue;
         }
+        let progress =
+            crate::progress::spinner(&format!("recording test vectors for module {}", entry.id));
         let module = engine
             .load(&entry.id, bytes)
             .with_context(|| format!("loading module {} to record its test vectors", entry.id))?;
-        let run = vectors::run(&module, &vectors)?;
+        let run = vectors::run(&module, &vectors);
+        progress.finish_and_clear();
+        let run = run?;
         if !run.faults.is_empty() {
             anyhow::bail!(
                 "module {} faulted on the test vectors ({:?}); not recording them",

@@ -18,6 +18,7 @@ mod build;
 mod explain;
 mod inspect;
 mod matrix;
+mod progress;
 mod publish;
 mod vectors;
 

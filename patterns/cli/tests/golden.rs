@@ -102,7 +102,14 @@ fn build(dir: &Path, inputs: &[&str]) -> PathBuf {
     let out = dir.join("module.sgb");
     let mut args = vec!["build", "-o", "module.sgb", "--bundle-version", "7"];
     args.extend_from_slice(inputs);
-    ok(&patc_in(dir, &args));
+    let o = patc_in(dir, &args);
+    ok(&o);
+    // Off a terminal no progress is drawn: logs get the summary only.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
     out
 }
 
