@@ -49,7 +49,99 @@ pub struct Args {
 pub struct Target {
     pub set: RuleSet,
     pub index: u32,
-    pub parsed: ParsedRule,
+    /// The rule as written; `None` when it was read from a bundle.
+    pub parsed: Option<ParsedRule>,
+    /// Where the rule set came from, for a rule read from a bundle.
+    pub origin: Option<String>,
+}
+
+/// The IPS guest's data descriptor magic (`patterns/guest/src/lib.rs`),
+/// followed in its data segment by the rule set's address and length.
+const GUEST_MAGIC: [u32; 2] = [0x5d1a_7e23, 0xc0de_5a9d];
+
+/// Find `gid:sid` in the IPS modules of a bundle: the rule set is read back
+/// from each module's data segment, exactly what the engine runs.
+pub fn load_target_from_bundle(
+    path: &std::path::Path,
+    gid: u32,
+    sid: u32,
+) -> anyhow::Result<Target> {
+    let name = path.display().to_string();
+    let bundle = sandgate_patterns::bundle::Bundle::read(path)?;
+    let mut ips = 0;
+    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
+        if entry.kind != "ips" {
+            continue;
+        }
+        ips += 1;
+        let set = embedded_rules(bytes).with_context(|| {
+            format!(
+                "{name}: module `{}` (interface {})",
+                entry.id, entry.interface
+            )
+        })?;
+        let found = set
+            .rules
+            .iter()
+            .position(|r| r.meta.sid == sid && r.meta.gid == gid);
+        if let Some(index) = found {
+            return Ok(Target {
+                set,
+                index: u32::try_from(index).context("rule index")?,
+                parsed: None,
+                origin: Some(format!(
+                    "{name}: module `{}` (interface {}), bundle version {}",
+                    entry.id, entry.interface, bundle.manifest.version
+                )),
+            });
+        }
+    }
+    if ips == 0 {
+        anyhow::bail!("{name}: the bundle has no IPS module");
+    }
+    anyhow::bail!(
+        "no rule {gid}:{sid} in {name} (a rule that did not compile is not in the bundle; pass its --rules file to see why)"
+    )
+}
+
+/// The rule set embedded in an IPS module: the guest's descriptor names
+/// the address and length of the data segment holding it.
+fn embedded_rules(component: &[u8]) -> anyhow::Result<RuleSet> {
+    use wasmparser::{DataKind, Operator, Parser, Payload};
+    let mut segments: Vec<(u64, &[u8])> = Vec::new();
+    for payload in Parser::new(0).parse_all(component) {
+        let Payload::DataSection(reader) = payload.context("not a well-formed component")? else {
+            continue;
+        };
+        for data in reader {
+            let data = data.context("bad data segment")?;
+            let DataKind::Active { offset_expr, .. } = data.kind else {
+                continue;
+            };
+            let mut ops = offset_expr.get_operators_reader();
+            if let Ok(Operator::I32Const { value }) = ops.read() {
+                segments.push((u64::from(value as u32), data.data));
+            }
+        }
+    }
+    let magic: Vec<u8> = [GUEST_MAGIC[0].to_le_bytes(), GUEST_MAGIC[1].to_le_bytes()].concat();
+    let (ptr, len) = segments
+        .iter()
+        .find_map(|(_, d)| {
+            let at = d.windows(magic.len()).position(|w| w == magic.as_slice())?;
+            let word = |o: usize| -> Option<u64> {
+                let b = d.get(at + magic.len() + o..at + magic.len() + o + 4)?;
+                Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            };
+            Some((word(0)?, word(4)?))
+        })
+        .context("no rule-set descriptor: not a rules module built by sandgate-patc")?;
+    let blob = segments
+        .iter()
+        .find(|(addr, d)| *addr == ptr && d.len() as u64 >= len)
+        .and_then(|(_, d)| d.get(..usize::try_from(len).ok()?))
+        .context("the descriptor points outside the module's data")?;
+    RuleSet::from_bytes(blob).map_err(|e| anyhow::anyhow!("the embedded rule set: {e}"))
 }
 
 /// Compile `rules` and find `gid:sid` in them. A sid that did not compile
@@ -90,7 +182,8 @@ pub fn load_target(rules: &[PathBuf], vars: &Vars, gid: u32, sid: u32) -> anyhow
     Ok(Target {
         set: compiled.set,
         index: u32::try_from(index).context("rule index")?,
-        parsed,
+        parsed: Some(parsed),
+        origin: None,
     })
 }
 
@@ -392,7 +485,7 @@ fn value(v: sandgate_matcher::Value) -> String {
 
 /// How each payload op is named in the output: `content 2 "CMD:" within
 /// 4`; ops other than content by their option text in the rule.
-fn op_labels(rule: &Rule, parsed: &ParsedRule) -> Vec<String> {
+fn op_labels(rule: &Rule, parsed: Option<&ParsedRule>) -> Vec<String> {
     let mut counts = std::collections::HashMap::<&str, usize>::new();
     rule.ops
         .iter()
@@ -433,12 +526,10 @@ fn op_labels(rule: &Rule, parsed: &ParsedRule) -> Vec<String> {
                     }
                     s
                 }
+                Op::Pcre(p) if parsed.is_none() => format!("pcre {n} {}", p.regex.source()),
                 _ => {
                     let text = parsed
-                        .options
-                        .iter()
-                        .filter(|o| o.keyword == kw)
-                        .nth(n - 1)
+                        .and_then(|p| p.options.iter().filter(|o| o.keyword == kw).nth(n - 1))
                         .and_then(|o| o.value.clone())
                         .unwrap_or_default();
                     format!("{kw} {n} {}", text.trim())
@@ -641,7 +732,7 @@ pub fn render(target: &Target, results: &[PacketResult], args: &Args) -> anyhow:
         .rules
         .get(target.index as usize)
         .context("rule index out of range")?;
-    let labels = op_labels(rule, &target.parsed);
+    let labels = op_labels(rule, target.parsed.as_ref());
     let m = &rule.meta;
     let mut out = String::new();
     let action = format!("{:?}", m.action).to_lowercase();
@@ -650,8 +741,13 @@ pub fn render(target: &Target, results: &[PacketResult], args: &Args) -> anyhow:
         "rule {}:{}:{} ({action}) \"{}\"",
         m.gid, m.sid, m.rev, m.msg
     );
-    let _ = writeln!(out, "  {}:{}", target.parsed.file, target.parsed.line);
-    let _ = writeln!(out, "  {}", target.parsed.text);
+    if let Some(p) = &target.parsed {
+        let _ = writeln!(out, "  {}:{}", p.file, p.line);
+        let _ = writeln!(out, "  {}", p.text);
+    }
+    if let Some(origin) = &target.origin {
+        let _ = writeln!(out, "  from {origin}");
+    }
     if !m.thresholds.is_empty() {
         let _ = writeln!(
             out,

@@ -141,8 +141,11 @@ enum Command {
         #[arg(long)]
         pcap: PathBuf,
         /// Rule files holding the rule (with the rules that set its flowbits).
-        #[arg(long, num_args = 1.., required = true)]
+        #[arg(long, num_args = 1.., required_unless_present = "bundle")]
         rules: Vec<PathBuf>,
+        /// Or a bundle: the rule set compiled into its IPS module.
+        #[arg(conflicts_with = "rules")]
+        bundle: Option<PathBuf>,
         /// Explain only this packet (1-based, as in Wireshark).
         #[arg(long)]
         packet: Option<u64>,
@@ -267,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             gid,
             pcap,
             rules,
+            bundle,
             packet,
             vars,
             show,
@@ -284,7 +288,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 show,
                 all,
             };
-            let target = explain::load_target(&args.rules, &vars, gid, sid)?;
+            let target = match &bundle {
+                Some(path) => explain::load_target_from_bundle(path, gid, sid)?,
+                None => explain::load_target(&args.rules, &vars, gid, sid)?,
+            };
             let results = explain::evaluate(&target, &args.pcap)?;
             print!("{}", explain::render(&target, &results, &args)?);
             Ok(())

@@ -322,3 +322,47 @@ fn explain_agrees_with_the_engine_on_every_packet_for_every_example_sid() {
     }
     assert!(engine_alerts.is_empty(), "{engine_alerts:?}");
 }
+
+#[test]
+fn explain_reads_the_rule_set_out_of_a_bundle_and_agrees_with_the_rule_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = root().join("patterns/examples/example.rules");
+    assert!(build(dir.path(), &[s(&rules)]).exists());
+    let pcap = root().join("patterns/examples/example.pcap");
+    let from_bundle = ok(&patc_in(
+        dir.path(),
+        &[
+            "explain",
+            "--sid",
+            "1000001",
+            "--pcap",
+            s(&pcap),
+            "module.sgb",
+        ],
+    ));
+    assert!(
+        from_bundle
+            .contains("from module.sgb: module `ips-rules` (interface 1.0.0), bundle version 7"),
+        "{from_bundle}"
+    );
+    let from_rules = ok(&explain(&["--sid", "1000001"]));
+    let packets = |t: &str| t[t.find("\npacket ").expect("a packet shown")..].to_string();
+    assert_eq!(packets(&from_bundle), packets(&from_rules));
+    let o = patc_in(
+        dir.path(),
+        &[
+            "explain",
+            "--sid",
+            "1000010",
+            "--pcap",
+            s(&pcap),
+            "module.sgb",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no rule 1:1000010 in module.sgb"),
+        "{stderr}"
+    );
+}
