@@ -62,8 +62,14 @@ pub fn run(args: &Args<'_>, as_json: bool) -> anyhow::Result<String> {
     let bytes = std::fs::read(args.path).with_context(|| format!("reading {name}"))?;
     let mut reports = Vec::new();
     let mut header = None;
+    let mut bundle_json = Value::Null;
     if bytes.starts_with(BUNDLE_MAGIC) {
         let bundle = Bundle::from_bytes(&bytes, &name)?;
+        bundle_json = json!({
+            "version": bundle.manifest.version,
+            "variants": bundle.manifest.modules.len(),
+            "signed": bundle.signature.is_some(),
+        });
         header = Some(format!(
             "bundle {name}: version {}, {} module variant(s){}",
             bundle.manifest.version,
@@ -83,7 +89,7 @@ pub fn run(args: &Args<'_>, as_json: bool) -> anyhow::Result<String> {
     }
     if as_json {
         let modules: Vec<Value> = reports.iter().map(Report::json).collect();
-        let out = json!({ "file": name, "bundle": header, "modules": modules });
+        let out = json!({ "file": name, "bundle": bundle_json, "modules": modules });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&out)?));
     }
     let mut out = String::new();

@@ -131,6 +131,19 @@ fn inspect_of_the_example_rules_module() {
     assert!(out.contains("1:1000001:2  alert   SANDGATE-EXAMPLE SQL injection"));
     assert!(out.contains("sandgate 0.1.0 [1.0.0]: accepts"), "{out}");
     golden("inspect-example.txt", &out);
+
+    let field = root().join("field-engines.yaml");
+    let json = ok(&patc_in(
+        dir.path(),
+        &["inspect", "module.sgb", "--field", s(&field), "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("inspect --json is JSON");
+    assert_eq!(v["bundle"]["version"], 7);
+    let m = &v["modules"][0];
+    assert_eq!(m["exports"][0], "sandgate:pattern/inspector@1.0.0");
+    assert_eq!(m["describe"]["rules"][0]["sid"], 1000001);
+    assert_eq!(m["describe"]["rules"].as_array().map(Vec::len), Some(10));
+    assert_eq!(m["field_engines"][0]["accepts"], true);
 }
 
 #[test]
