@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sandgate_patterns::bundle::Bundle;
-use sandgate_patterns::pipeline::{build, BuildOptions};
+use sandgate_patterns::compile::CompileProgress;
+use sandgate_patterns::pipeline::{build_with_progress, BuildOptions, BuildProgress};
 use sandgate_patterns::rules::Vars;
 use sandgate_patterns::sign::{read_private_key, KeyId};
 use sandgate_patterns::vectors::{expectation, pack_files, show_counts};
@@ -55,16 +56,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Vars::suricata_defaults(),
     };
     let started = std::time::Instant::now();
-    let progress = crate::progress::spinner(&format!(
-        "compiling {} input file(s), encoding the components",
-        args.inputs.len()
-    ));
-    let report = build(&BuildOptions {
-        inputs: args.inputs,
-        vars,
-        module_id: args.module_id,
-        bundle_version: args.bundle_version,
-    });
+    let progress = crate::progress::bar(0, "build");
+    progress.set_message("parsing rules");
+    let report = build_with_progress(
+        &BuildOptions {
+            inputs: args.inputs,
+            vars,
+            module_id: args.module_id,
+            bundle_version: args.bundle_version,
+        },
+        &mut |step| match step {
+            BuildProgress::Rules(CompileProgress::Parsed { rules }) => {
+                progress.inc_length(rules as u64);
+                progress.set_message("parsing and lowering rules");
+            }
+            BuildProgress::Rules(CompileProgress::Rule) => progress.inc(1),
+            BuildProgress::Signatures => progress.set_message("compiling signature databases"),
+            BuildProgress::Encoding { module } => {
+                progress.set_message(format!("encoding component {module}"));
+            }
+        },
+    );
     progress.finish_and_clear();
     let mut report = report?;
     for s in &report.skipped {
