@@ -379,3 +379,39 @@ fn explain_reads_the_rule_set_out_of_a_bundle_and_agrees_with_the_rule_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn explain_shows_a_content_found_outside_its_within_window() {
+    // Packet 21 carries |de ad be ef| "CMD:whoami": "whoami" is at 8..14,
+    // but `within:8` after the magic allows only 4..12, and it ends at 14.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("within.rules"),
+        "alert tcp any any -> any 4444 (msg:\"whoami right after the magic\"; \
+         content:\"|de ad be ef|\"; depth:4; content:\"whoami\"; distance:0; within:8; sid:77;)\n",
+    )
+    .expect("write rules");
+    let pcap = root().join("patterns/examples/example.pcap");
+    let out = ok(&patc_in(
+        dir.path(),
+        &[
+            "explain",
+            "--sid",
+            "77",
+            "--pcap",
+            s(&pcap),
+            "--rules",
+            "within.rules",
+            "--packet",
+            "21",
+        ],
+    ));
+    assert!(
+        out.contains(
+            "content 2 \"whoami\" distance 0 within 8: not found (window 4..12 from the previous match end at 4); it occurs at 8..14, outside the window"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("fired on packets []"), "{out}");
+    golden("explain-within-miss.txt", &out);
+}
