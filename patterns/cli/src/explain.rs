@@ -55,10 +55,6 @@ pub struct Target {
     pub origin: Option<String>,
 }
 
-/// The IPS guest's data descriptor magic (`patterns/guest/src/lib.rs`),
-/// followed in its data segment by the rule set's address and length.
-const GUEST_MAGIC: [u32; 2] = [0x5d1a_7e23, 0xc0de_5a9d];
-
 /// Find `gid:sid` in the IPS modules of a bundle: the rule set is read back
 /// from each module's data segment, exactly what the engine runs.
 pub fn load_target_from_bundle(
@@ -124,7 +120,8 @@ fn embedded_rules(component: &[u8]) -> anyhow::Result<RuleSet> {
             }
         }
     }
-    let magic: Vec<u8> = [GUEST_MAGIC[0].to_le_bytes(), GUEST_MAGIC[1].to_le_bytes()].concat();
+    let [m0, m1] = sandgate_patterns::emit::RULES_MAGIC;
+    let magic: Vec<u8> = [m0.to_le_bytes(), m1.to_le_bytes()].concat();
     let (ptr, len) = segments
         .iter()
         .find_map(|(_, d)| {
