@@ -7,6 +7,9 @@
 //!   counters. Independent of how frames arrive.
 //! - [`port`]: pnet datalink channels feeding [`plane::Plane::ingress`].
 //! - [`reject`]: TCP resets and ICMP unreachables for `reject` rules.
+//! - [`driver`]: the bridge as the update daemon's data plane (module
+//!   swaps into every worker, rollbacks, status) and [`driver::LiveControl`],
+//!   the handle `sandgate run` reloads and stops it through.
 //!
 //! How a frame travels (inline): a receive thread per interface decodes it;
 //! non-IP frames, undecodable frames and the bypass/management list are
@@ -28,6 +31,7 @@
 //! [`run_ids`] (blocking).
 
 pub mod config;
+pub mod driver;
 pub mod plane;
 pub mod port;
 pub mod reject;
@@ -41,7 +45,7 @@ use sandgate_runtime::LoadedModule;
 use thiserror::Error;
 
 pub use config::{Config, ConfigError, Mode};
-pub use plane::{AlertSink, LiveStats, MemoryPort, Port, Side};
+pub use plane::{AlertSink, LiveStats, MemoryPort, Port, Side, Slot};
 
 /// Why the data plane could not start or reload.
 #[derive(Debug, Error)]
@@ -81,6 +85,20 @@ impl Bridge {
         modules: Vec<LoadedModule>,
         alerts: AlertSink,
     ) -> Result<BridgeHandle, LiveError> {
+        Self::start_slots(
+            cfg,
+            modules.into_iter().map(|m| (m, None)).collect(),
+            alerts,
+        )
+    }
+
+    /// [`Bridge::start`] with a last good version per module to roll back
+    /// to (the update daemon's set).
+    pub fn start_slots(
+        cfg: &Config,
+        modules: Vec<Slot>,
+        alerts: AlertSink,
+    ) -> Result<BridgeHandle, LiveError> {
         cfg.validate()?;
         let mut opened = Vec::new();
         for name in &cfg.interfaces {
@@ -90,7 +108,12 @@ impl Bridge {
             Mode::Inline => Some([opened[0].port.clone(), opened[1].port.clone()]),
             Mode::Ids => None,
         };
-        let mut handle = Self::with_ports(cfg, modules, ports, alerts)?;
+        let (plane, threads) = plane::Plane::start(cfg, modules, ports, alerts)?;
+        let mut handle = BridgeHandle {
+            plane,
+            threads,
+            config: cfg.clone(),
+        };
         for (o, side) in opened.into_iter().zip([Side::A, Side::B]) {
             match port::spawn_receiver(handle.plane.clone(), o, side) {
                 Ok(t) => handle.threads.push(t),
@@ -112,7 +135,8 @@ impl Bridge {
         ports: Option<[Arc<dyn Port>; 2]>,
         alerts: AlertSink,
     ) -> Result<BridgeHandle, LiveError> {
-        let (plane, threads) = plane::Plane::start(cfg, modules, ports, alerts)?;
+        let slots = modules.into_iter().map(|m| (m, None)).collect();
+        let (plane, threads) = plane::Plane::start(cfg, slots, ports, alerts)?;
         Ok(BridgeHandle {
             plane,
             threads,

@@ -27,7 +27,17 @@ use crate::capture::LinkType;
 use crate::decode::{decode, proto, Decoded};
 use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
-use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
+use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict};
+use crate::update::plane::{ShadowRun, SlotHealth};
+
+/// A worker's own instance of `m`: same module, fallback and `policy`.
+fn fresh_copy(m: &ActiveModule, policy: FailPolicy) -> ActiveModule {
+    let copy = ActiveModule::new(m.module.clone(), policy);
+    match &m.fallback {
+        Some(f) => copy.with_fallback(f.clone()),
+        None => copy,
+    }
+}
 
 /// Where alerts go; called from worker threads.
 pub type AlertSink = Arc<dyn Fn(&AlertRecord) + Send + Sync>;
@@ -169,6 +179,37 @@ struct Job {
 const IDLE: u64 = 0;
 const STALLED: u64 = u64::MAX;
 
+/// A command for one worker, applied between batches.
+pub(super) enum Control {
+    /// Put these modules (this worker's own instances) in their slots.
+    Install {
+        modules: Vec<ActiveModule>,
+        ack: Arc<Ack>,
+    },
+    /// Another worker rolled this module back: do the same now, so every
+    /// worker runs the same version.
+    RollBack(String),
+}
+
+/// Counts the workers that still have to apply an install, and the
+/// longest pause one of them took.
+pub(super) struct Ack {
+    left: AtomicU64,
+    pause_us: AtomicU64,
+}
+
+impl Ack {
+    fn done(&self, pause: Duration) {
+        self.pause_us
+            .fetch_max(pause.as_micros() as u64, Ordering::Relaxed);
+        self.left.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A module slot as the plane starts it: the module and its last good
+/// version (rolled back to when it faults too often).
+pub type Slot = (LoadedModule, Option<LoadedModule>);
+
 struct WorkerLink {
     tx: Sender<Job>,
     /// A second handle on the queue, for the watchdog to drain a stalled
@@ -177,6 +218,16 @@ struct WorkerLink {
     state: AtomicU64,
     /// Module faults counted by this worker so far.
     faults: AtomicU64,
+    mailbox: Mutex<Vec<Control>>,
+    mail: AtomicBool,
+    /// This worker's module slots, refreshed between batches.
+    health: Mutex<Vec<SlotHealth>>,
+    /// Quarantines and rollbacks not yet collected by [`Plane::take_events`].
+    events: Mutex<Vec<ModuleEvent>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What can change while running: swapped whole by [`Plane::reload`].
@@ -194,6 +245,8 @@ pub struct Plane {
     counters: Counters,
     workers: Vec<WorkerLink>,
     hasher: RandomState,
+    /// A shadow run waiting for a worker to take it.
+    shadow: Mutex<Option<ShadowRun>>,
     pub(super) stop: AtomicBool,
     started: Instant,
     watchdog: Duration,
@@ -204,7 +257,7 @@ impl Plane {
     /// interfaces' transmit sides (inline); `None` makes a passive IDS.
     pub(super) fn start(
         cfg: &Config,
-        modules: Vec<LoadedModule>,
+        modules: Vec<Slot>,
         ports: Option<[Arc<dyn Port>; 2]>,
         alerts: AlertSink,
     ) -> Result<(Arc<Plane>, Vec<JoinHandle<()>>), LiveError> {
@@ -223,6 +276,10 @@ impl Plane {
                     rx,
                     state: AtomicU64::new(IDLE),
                     faults: AtomicU64::new(0),
+                    mailbox: Mutex::new(Vec::new()),
+                    mail: AtomicBool::new(false),
+                    health: Mutex::new(Vec::new()),
+                    events: Mutex::new(Vec::new()),
                 }
             })
             .collect();
@@ -237,6 +294,7 @@ impl Plane {
             counters: Counters::default(),
             workers,
             hasher: RandomState::new(),
+            shadow: Mutex::new(None),
             stop: AtomicBool::new(false),
             started: Instant::now(),
             watchdog: Duration::from_millis(cfg.limits.watchdog_ms),
@@ -291,6 +349,72 @@ impl Plane {
         live.generation += 1;
         self.generation.store(live.generation, Ordering::Release);
         Ok(())
+    }
+
+    /// Install `modules` in every worker, each worker getting its own
+    /// instances (the first worker takes `modules` themselves), between
+    /// two of its batches. Waits until every worker has applied it or
+    /// `wait` has passed (a stalled worker applies it when it recovers);
+    /// returns the longest pause a worker took.
+    pub(super) fn install(&self, modules: Vec<ActiveModule>, wait: Duration) -> Duration {
+        let policies = self.read_live().policies.clone();
+        let mut copies: Vec<Vec<ActiveModule>> = (1..self.workers.len())
+            .map(|_| {
+                modules
+                    .iter()
+                    .map(|m| fresh_copy(m, policies.of(m.module.name())))
+                    .collect()
+            })
+            .collect();
+        copies.insert(0, modules);
+        let ack = Arc::new(Ack {
+            left: AtomicU64::new(self.workers.len() as u64),
+            pause_us: AtomicU64::new(0),
+        });
+        for (link, modules) in self.workers.iter().zip(copies) {
+            lock(&link.mailbox).push(Control::Install {
+                modules,
+                ack: ack.clone(),
+            });
+            link.mail.store(true, Ordering::Release);
+        }
+        let until = Instant::now() + wait;
+        while ack.left.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Duration::from_micros(ack.pause_us.load(Ordering::Relaxed))
+    }
+
+    /// Make every worker roll `module` back to its fallback.
+    pub(super) fn roll_back(&self, module: &str) {
+        for link in &self.workers {
+            lock(&link.mailbox).push(Control::RollBack(module.to_string()));
+            link.mail.store(true, Ordering::Release);
+        }
+    }
+
+    /// Run a candidate beside the active set in the first worker with
+    /// traffic (it sees that worker's flows).
+    pub(super) fn shadow(&self, run: ShadowRun) {
+        if let Some(old) = lock(&self.shadow).replace(run) {
+            old.finish();
+        }
+    }
+
+    /// Module events of every worker since the last call.
+    pub(super) fn take_events(&self) -> Vec<ModuleEvent> {
+        self.workers
+            .iter()
+            .flat_map(|l| std::mem::take(&mut *lock(&l.events)))
+            .collect()
+    }
+
+    /// Slot health of every worker (one list per worker).
+    pub(super) fn health(&self) -> Vec<Vec<SlotHealth>> {
+        self.workers
+            .iter()
+            .map(|l| lock(&l.health).clone())
+            .collect()
     }
 
     /// A snapshot of the counters.
@@ -481,6 +605,9 @@ struct Worker {
     alerts: Vec<AlertRecord>,
     sink: AlertSink,
     batch: usize,
+    /// Per module slot: events already published.
+    seen_events: Vec<usize>,
+    shadow: Option<ShadowRun>,
     generation: u64,
     number: u64,
     last_expire: Instant,
@@ -490,14 +617,21 @@ impl Worker {
     fn new(
         plane: &Arc<Plane>,
         index: usize,
-        modules: &[LoadedModule],
+        modules: &[Slot],
         cfg: &Config,
         sink: AlertSink,
     ) -> Worker {
-        let active = modules
+        let active: Vec<ActiveModule> = modules
             .iter()
-            .map(|m| ActiveModule::new(m.clone(), cfg.policy.of(m.name())))
+            .map(|(m, fallback)| {
+                let a = ActiveModule::new(m.clone(), cfg.policy.of(m.name()));
+                match fallback {
+                    Some(f) => a.with_fallback(f.clone()),
+                    None => a,
+                }
+            })
             .collect();
+        let seen_events = vec![0; active.len()];
         let mut inspector = Inspector::new(
             active,
             BatchLimits {
@@ -523,6 +657,8 @@ impl Worker {
             alerts: Vec::new(),
             sink,
             batch: cfg.limits.batch,
+            seen_events,
+            shadow: None,
             generation: 0,
             number: 0,
             last_expire: Instant::now(),
@@ -532,6 +668,7 @@ impl Worker {
     fn run(mut self) {
         let plane = self.plane.clone();
         let link = &plane.workers[self.index];
+        self.publish();
         loop {
             if self.plane.stop.load(Ordering::Relaxed) {
                 return;
@@ -539,11 +676,13 @@ impl Worker {
             let first = match self.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    self.read_mail();
                     self.housekeeping();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            self.read_mail();
             link.state.store(self.plane.now_ms(), Ordering::Release);
             self.pick_up_reload();
             self.queue(first);
@@ -557,11 +696,98 @@ impl Worker {
             let late = link.state.swap(IDLE, Ordering::AcqRel) == STALLED;
             self.emit(late);
             let faults: u64 = self.inspector.modules.iter().map(|m| m.fault_count()).sum();
-            link.faults.store(faults, Ordering::Relaxed);
+            if faults != link.faults.swap(faults, Ordering::Relaxed) {
+                self.publish();
+            }
             if self.last_expire.elapsed() > Duration::from_secs(1) {
                 self.housekeeping();
             }
         }
+    }
+
+    /// Apply module installs and rollbacks sent by the update side.
+    fn read_mail(&mut self) {
+        let link = &self.plane.workers[self.index];
+        if !link.mail.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let mail = std::mem::take(&mut *lock(&link.mailbox));
+        for control in mail {
+            match control {
+                Control::Install { modules, ack } => {
+                    let t = Instant::now();
+                    let policies = self.plane.read_live().policies.clone();
+                    let mut old = Vec::new();
+                    for mut m in modules {
+                        m.policy = policies.of(m.module.name());
+                        let name = m.module.name().to_string();
+                        match self.inspector.replace_module(m) {
+                            Some(prev) => {
+                                old.push(prev);
+                                if let Some(i) = self.slot(&name) {
+                                    self.seen_events[i] = 0;
+                                }
+                            }
+                            None => self.seen_events.push(0),
+                        }
+                    }
+                    ack.done(t.elapsed());
+                    // Old instances are released after the pause is taken.
+                    drop(old);
+                }
+                Control::RollBack(name) => {
+                    let Some(i) = self.slot(&name) else { continue };
+                    let m = &mut self.inspector.modules[i];
+                    if let Some(fallback) = m.fallback.take() {
+                        let policy = m.policy;
+                        self.inspector
+                            .replace_module(ActiveModule::new(fallback, policy));
+                        self.seen_events[i] = 0;
+                    }
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.inspector
+            .modules
+            .iter()
+            .position(|m| m.module.name() == name)
+    }
+
+    /// Publish slot health and new module events for the update side.
+    fn publish(&mut self) {
+        let link = &self.plane.workers[self.index];
+        let mut fresh = Vec::new();
+        for (i, m) in self.inspector.modules.iter().enumerate() {
+            let seen = self.seen_events.get(i).copied().unwrap_or(0);
+            fresh.extend(m.events.iter().skip(seen).cloned());
+            if let Some(s) = self.seen_events.get_mut(i) {
+                *s = m.events.len();
+            }
+        }
+        if !fresh.is_empty() {
+            lock(&link.events).extend(fresh);
+        }
+        *lock(&link.health) = self
+            .inspector
+            .modules
+            .iter()
+            .map(|m| SlotHealth {
+                module: m.module.name().to_string(),
+                declared_version: m.module.info().version.clone(),
+                faults: m.fault_count(),
+                last_fault: m.last_fault.as_ref().map(ToString::to_string),
+                quarantined: m.is_quarantined(),
+                rolled_back: m
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, ModuleEvent::RolledBack { .. })),
+                has_fallback: m.fallback.is_some(),
+            })
+            .collect();
     }
 
     /// New policies from a reload, applied between batches.
@@ -590,10 +816,32 @@ impl Worker {
     }
 
     fn inspect(&mut self) {
+        if self.shadow.is_none() {
+            self.shadow = lock(&self.plane.shadow).take();
+        }
+        let n = self.inspector.pending() as u64;
+        if let Some(s) = self.shadow.as_mut() {
+            if n > 0 {
+                s.observe(self.inspector.batch(), n);
+            }
+        }
         let verdicts = self.inspector.flush(&mut self.alerts);
         self.verdicts.clear();
         self.verdicts.extend_from_slice(verdicts);
         add(&self.plane.counters.inspected, self.pending.len() as u64);
+        if let Some(mut s) = self.shadow.take() {
+            let drops = self
+                .verdicts
+                .iter()
+                .filter(|v| **v == Verdict::Drop)
+                .count();
+            s.active_dropped(drops as u64);
+            if s.is_over() {
+                s.finish();
+            } else {
+                self.shadow = Some(s);
+            }
+        }
     }
 
     /// Act on the verdicts of the batch just inspected, in arrival order.
@@ -648,7 +896,13 @@ impl Worker {
     }
 
     /// Expire idle flows; forget their module, stream and drop state.
+    /// Also ends a shadow run whose time is up while traffic is idle.
     fn housekeeping(&mut self) {
+        if self.shadow.as_ref().is_some_and(ShadowRun::is_over) {
+            if let Some(s) = self.shadow.take() {
+                s.finish();
+            }
+        }
         self.last_expire = Instant::now();
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
