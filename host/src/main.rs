@@ -766,6 +766,10 @@ fn print_live_stats(s: &LiveStats) {
         s.send_errors
     );
     println!(
+        "fragments {} ({} datagrams reassembled and inspected whole, {} dropped unreassembled)",
+        s.fragments, s.reassembled, s.fragments_dropped
+    );
+    println!(
         "alerts {}, module faults {}, would drop (IDS) {}",
         s.alerts, s.module_faults, s.would_drop
     );

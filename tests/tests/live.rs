@@ -25,7 +25,7 @@ use sandgate_host::live::config::BypassEntry;
 use sandgate_host::live::{
     AlertSink, Bridge, BridgeHandle, Config, LiveStats, MemoryPort, Mode, Port, Side,
 };
-use sandgate_host::synth::SynthCapture;
+use sandgate_host::synth::{udp_frame, IpPair, SynthCapture};
 use sandgate_patterns::bundle::Bundle;
 use sandgate_patterns::sign::{self, PrivateKey};
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
@@ -1142,4 +1142,69 @@ fn cli_standalone_bundle_alerts_to_stdout_and_eve_and_errors_name_the_input() {
         err.contains("bad.yaml") && err.contains("unknown field `queue_len`"),
         "{err}"
     );
+}
+
+/// `frame` (Ethernet + IPv4 without options) split into two IPv4
+/// fragments at payload byte `at` (a multiple of 8).
+fn fragment_v4(frame: &[u8], at: usize, id: u16) -> [Vec<u8>; 2] {
+    let (eth, ip) = frame.split_at(14);
+    let (hdr, payload) = ip.split_at(20);
+    let piece = |data: &[u8], offset: usize, more: bool| {
+        let mut h = hdr.to_vec();
+        h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        let flags: u16 = if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&(flags | (offset / 8) as u16).to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let sum = h
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        let folded = (folded & 0xffff) + (folded >> 16);
+        h[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        let mut out = eth.to_vec();
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out
+    };
+    [
+        piece(&payload[..at], 0, true),
+        piece(&payload[at..], at, false),
+    ]
+}
+
+#[test]
+fn fragments_are_reassembled_before_inspection_and_forwarded_as_received() {
+    let mut cfg = Config::new(Mode::Inline, &["a", "b"]);
+    cfg.workers = Some(2);
+    let (h, a, b) = memory_bridge(&cfg, vec![shared().rules.clone()]);
+    let pair = IpPair::V4([10, 1, 0, 1].into(), [10, 2, 0, 1].into());
+    // "REJECTME" straddles the fragment boundary (UDP header 8 + 20 bytes
+    // of padding + 4 bytes of the needle = 32): no fragment matches alone.
+    let mut payload = vec![b'x'; 20];
+    payload.extend_from_slice(b"REJECTME");
+    payload.extend_from_slice(&[b'y'; 40]);
+    let bad = udp_frame(pair, 40001, UDP_PORT, &payload).expect("frame");
+    let clean_payload = vec![b'z'; 68];
+    let clean = udp_frame(pair, 40002, UDP_PORT, &clean_payload).expect("frame");
+    let clean_frags = fragment_v4(&clean, 32, 7);
+    let bad_frags = fragment_v4(&bad, 32, 8);
+    for f in clean_frags.iter().chain(&bad_frags) {
+        h.ingress(Side::A, f);
+    }
+    let stats = wait_for(&h, |s| {
+        s.reassembled == 2 && s.inspected == 2 && s.forwarded >= 2
+    });
+    let out = b.take();
+    assert_eq!(out, clean_frags.to_vec(), "clean fragments, as received");
+    assert_eq!(stats.fragments, 4);
+    assert_eq!(stats.dropped_by_rule, 1, "{stats:?}");
+    assert_eq!(stats.fragments_dropped, 0);
+    // The reject rule answers the sender with an ICMP unreachable.
+    let back = a.take();
+    assert_eq!(back.len(), 1, "one ICMP unreachable back to the sender");
+    let d = decode(LinkType::ETHERNET, &back[0]).expect("answer decodes");
+    assert_eq!(d.protocol, 1, "ICMP");
+    h.stop();
 }

@@ -8,7 +8,7 @@
 //! tests can call it directly with [`MemoryPort`]s.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
@@ -25,6 +25,7 @@ use super::reject;
 use super::LiveError;
 use crate::capture::LinkType;
 use crate::decode::{decode, proto, Decoded};
+use crate::defrag::{DefragConfig, DefragResult, Defragmenter};
 use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
 use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict};
@@ -137,6 +138,16 @@ pub struct LiveStats {
     pub module_faults: u64,
     /// IDS: packets a rule or a fail-closed fault would have dropped inline.
     pub would_drop: u64,
+    /// IP fragments received. They are held until their datagram is
+    /// whole; the datagram is inspected (and counted above) as one packet,
+    /// and when it passes its fragments are forwarded as received.
+    pub fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    /// Fragments dropped because their datagram could not be reassembled
+    /// (refused overlap, too large, memory cap) or was not completed in
+    /// time: it could not be inspected.
+    pub fragments_dropped: u64,
 }
 
 #[derive(Default)]
@@ -161,6 +172,9 @@ struct Counters {
     receive_errors: AtomicU64,
     alerts: AtomicU64,
     would_drop: AtomicU64,
+    fragments: AtomicU64,
+    reassembled: AtomicU64,
+    fragments_dropped: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -171,8 +185,29 @@ fn add(c: &AtomicU64, n: u64) {
 struct Job {
     side: Side,
     ts_us: u64,
+    /// What is inspected (and answered for `reject`): the frame, or for a
+    /// reassembled datagram the first fragment's link header + the whole
+    /// IP datagram.
     frame: Vec<u8>,
     decoded: Decoded,
+    /// A reassembled datagram's fragments as received: forwarded instead
+    /// of `frame` when it passes.
+    fragments: Vec<(Side, Vec<u8>)>,
+}
+
+/// Source, destination, identification, protocol.
+type DatagramKey = (IpAddr, IpAddr, u32, u8);
+
+/// Fragment reassembly at ingress: fragments are held until their
+/// datagram is whole, which is then inspected as one packet.
+struct Frags {
+    defrag: Defragmenter,
+    /// The frames of each datagram in reassembly, by (source, destination,
+    /// identification, protocol) as the defragmenter keys them, with the
+    /// time of the latest one.
+    held: HashMap<DatagramKey, (Vec<(Side, Vec<u8>)>, u64)>,
+    timeout_us: u64,
+    last_expire_us: u64,
 }
 
 /// Worker state word: idle, busy since (ms after start, +1), or stalled.
@@ -247,6 +282,7 @@ pub struct Plane {
     hasher: RandomState,
     /// A shadow run waiting for a worker to take it.
     shadow: Mutex<Option<ShadowRun>>,
+    frags: Mutex<Frags>,
     pub(super) stop: AtomicBool,
     started: Instant,
     watchdog: Duration,
@@ -295,6 +331,12 @@ impl Plane {
             workers,
             hasher: RandomState::new(),
             shadow: Mutex::new(None),
+            frags: Mutex::new(Frags {
+                defrag: Defragmenter::new(DefragConfig::default()),
+                held: HashMap::new(),
+                timeout_us: DefragConfig::default().timeout_us,
+                last_expire_us: 0,
+            }),
             stop: AtomicBool::new(false),
             started: Instant::now(),
             watchdog: Duration::from_millis(cfg.limits.watchdog_ms),
@@ -443,6 +485,9 @@ impl Plane {
             alerts: g(&c.alerts),
             module_faults: self.workers.iter().map(|w| g(&w.faults)).sum(),
             would_drop: g(&c.would_drop),
+            fragments: g(&c.fragments),
+            reassembled: g(&c.reassembled),
+            fragments_dropped: g(&c.fragments_dropped),
         }
     }
 
@@ -502,30 +547,38 @@ impl Plane {
                 return;
             }
         };
-        let bypass = self.read_live().bypass.clone();
-        if bypass.matches(&d) {
-            add(&c.bypassed, 1);
-            self.forward(side, frame);
-            return;
-        }
-        let link = &self.workers[self.worker_of(&d)];
-        if link.state.load(Ordering::Acquire) == STALLED {
-            self.apply_stall_policy(side, frame);
-            return;
-        }
-        let job = Job {
-            side,
-            ts_us,
-            frame: frame.to_vec(),
-            decoded: d,
+        let job = if d.is_fragment {
+            match self.reassemble(side, frame, &d, ts_us) {
+                Some(job) => job,
+                None => return,
+            }
+        } else {
+            Job {
+                side,
+                ts_us,
+                frame: frame.to_vec(),
+                decoded: d,
+                fragments: Vec::new(),
+            }
         };
+        let bypass = self.read_live().bypass.clone();
+        if bypass.matches(&job.decoded) {
+            add(&c.bypassed, 1);
+            self.pass(&job);
+            return;
+        }
+        let link = &self.workers[self.worker_of(&job.decoded)];
+        if link.state.load(Ordering::Acquire) == STALLED {
+            self.apply_stall_policy(&job);
+            return;
+        }
         match link.tx.try_send(job) {
             Ok(()) => {}
             // Passing it uninspected would overtake its flow's queued
             // packets; a dropped segment is retransmitted, a reordered
             // one is not undone.
             Err(TrySendError::Full(_)) => add(&c.queue_overflow, 1),
-            Err(TrySendError::Disconnected(job)) => self.apply_stall_policy(side, &job.frame),
+            Err(TrySendError::Disconnected(job)) => self.apply_stall_policy(&job),
         }
     }
 
@@ -550,12 +603,95 @@ impl Plane {
         (self.hasher.hash_one(key) % self.workers.len() as u64) as usize
     }
 
+    /// Forward a job: its fragments as received, or its frame.
+    fn pass(&self, job: &Job) {
+        if job.fragments.is_empty() {
+            self.forward(job.side, &job.frame);
+        }
+        for (side, frame) in &job.fragments {
+            self.forward(*side, frame);
+        }
+    }
+
+    /// Hold fragment `frame`; when its datagram is complete, the job that
+    /// inspects the whole datagram. A datagram that cannot be reassembled
+    /// (overlaps the policy refuses, too large, memory cap) cannot be
+    /// inspected and is dropped, counted in `fragments_dropped`, as are
+    /// the fragments of datagrams never completed within the timeout.
+    fn reassemble(&self, side: Side, frame: &[u8], d: &Decoded, ts_us: u64) -> Option<Job> {
+        let c = &self.counters;
+        add(&c.fragments, 1);
+        let f = d.fragment?;
+        let key = (d.src, d.dst, f.id, f.protocol);
+        let mut frags = lock(&self.frags);
+        let frags = &mut *frags;
+        if ts_us.saturating_sub(frags.last_expire_us) > 1_000_000 {
+            frags.last_expire_us = ts_us;
+            frags.defrag.expire(ts_us);
+            let timeout = frags.timeout_us;
+            frags.held.retain(|_, (frames, last)| {
+                let keep = last.saturating_add(timeout) >= ts_us;
+                if !keep {
+                    add(&c.fragments_dropped, frames.len() as u64);
+                }
+                keep
+            });
+        }
+        let entry = frags.held.entry(key).or_default();
+        entry.0.push((side, frame.to_vec()));
+        entry.1 = ts_us;
+        match frags.defrag.push(frame, d, ts_us) {
+            DefragResult::Held => None,
+            DefragResult::Reassembled(ip) => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                add(&c.reassembled, 1);
+                // The first fragment's link header in front of the whole
+                // datagram: what is inspected, and what rejects answer.
+                let link_len = d.l3.start.min(frame.len());
+                let mut whole = frame[..link_len].to_vec();
+                whole.extend_from_slice(&ip);
+                match decode(LinkType::ETHERNET, &whole) {
+                    Ok(decoded) => Some(Job {
+                        side,
+                        ts_us,
+                        frame: whole,
+                        decoded,
+                        fragments,
+                    }),
+                    Err(_) => {
+                        add(&c.fragments_dropped, fragments.len() as u64);
+                        None
+                    }
+                }
+            }
+            DefragResult::Dropped(_) => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                add(&c.fragments_dropped, fragments.len() as u64);
+                None
+            }
+            DefragResult::NotFragment => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                Some(Job {
+                    side,
+                    ts_us,
+                    frame: frame.to_vec(),
+                    decoded: d.clone(),
+                    fragments: if fragments.len() > 1 {
+                        fragments
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+        }
+    }
+
     /// A stalled worker's packet: the default policy decides, counted.
-    fn apply_stall_policy(&self, side: Side, frame: &[u8]) {
+    fn apply_stall_policy(&self, job: &Job) {
         match self.default_policy() {
             FailPolicy::FailOpen => {
                 add(&self.counters.watchdog_passed, 1);
-                self.forward(side, frame);
+                self.pass(job);
             }
             FailPolicy::FailClosed => add(&self.counters.watchdog_dropped, 1),
         }
@@ -583,7 +719,7 @@ impl Plane {
                 }
                 if link.state.load(Ordering::Acquire) == STALLED {
                     while let Ok(job) = link.rx.try_recv() {
-                        self.apply_stall_policy(job.side, &job.frame);
+                        self.apply_stall_policy(&job);
                     }
                 }
             }
@@ -873,7 +1009,7 @@ impl Worker {
                 continue;
             }
             match verdict {
-                Verdict::Pass => plane.forward(job.side, &job.frame),
+                Verdict::Pass => plane.pass(&job),
                 Verdict::DropByFault => add(&c.dropped_by_fault, 1),
                 Verdict::Drop => {
                     add(&c.dropped_by_rule, 1);
