@@ -197,6 +197,8 @@ struct Job {
 
 /// Source, destination, identification, protocol.
 type DatagramKey = (IpAddr, IpAddr, u32, u8);
+/// A frame held for forwarding later, with the side it came in on.
+type Held = (Side, Vec<u8>);
 
 /// Fragment reassembly at ingress: fragments are held until their
 /// datagram is whole, which is then inspected as one packet.
@@ -205,7 +207,7 @@ struct Frags {
     /// The frames of each datagram in reassembly, by (source, destination,
     /// identification, protocol) as the defragmenter keys them, with the
     /// time of the latest one.
-    held: HashMap<DatagramKey, (Vec<(Side, Vec<u8>)>, u64)>,
+    held: HashMap<DatagramKey, (Vec<Held>, u64)>,
     timeout_us: u64,
     last_expire_us: u64,
 }
