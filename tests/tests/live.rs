@@ -599,10 +599,20 @@ fn stall_engine() -> Engine {
 fn stalled_worker_falls_back_to_the_policy_and_overflow_is_counted() {
     let engine = stall_engine();
     let frames = interleaved(1, 30);
-    for policy in [FailPolicy::FailOpen, FailPolicy::FailClosed] {
+    // (default, the stalling module's own policy): a stalled worker's
+    // packets are dropped when either is fail-closed.
+    for (default, own) in [
+        (FailPolicy::FailOpen, None),
+        (FailPolicy::FailClosed, None),
+        (FailPolicy::FailOpen, Some(FailPolicy::FailClosed)),
+    ] {
+        let policy = own.unwrap_or(default);
         let mut cfg = Config::new(Mode::Inline, &["a", "b"]);
         cfg.workers = Some(1);
-        cfg.policy.default = policy;
+        cfg.policy.default = default;
+        if let Some(p) = own {
+            cfg.policy.modules.insert("stalling".into(), p);
+        }
         cfg.limits.queue = 4;
         cfg.limits.watchdog_ms = 300;
         let (h, _a, b) = memory_bridge(&cfg, vec![stalling(&engine)]);

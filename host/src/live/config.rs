@@ -94,8 +94,9 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policies {
-    /// What a module fault, a full queue's overflow or a stalled worker
-    /// means for the packet when no module-specific policy applies.
+    /// What a module fault or a stalled worker means for the packet when
+    /// no module-specific policy applies (a stalled worker's packets are
+    /// dropped when this or any running module's policy is fail-closed).
     #[serde(default)]
     pub default: FailPolicy,
     /// Per-module policy, by module name.

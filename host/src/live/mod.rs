@@ -23,8 +23,12 @@
 //! packet and every later packet of its flow, reject also answers with
 //! resets / ICMP, a fail-closed fault drops the batch. A worker busy with
 //! one batch past `limits.watchdog_ms` is declared stalled: until it
-//! finishes, its packets get the default policy, and the late batch is
-//! discarded (counted) rather than sent after packets that overtook it.
+//! finishes, its packets are dropped if the default policy or the policy of
+//! any running module is fail-closed (no module can inspect them) and
+//! passed otherwise, and the late batch is discarded (counted) rather than
+//! sent after packets that overtook it. IP fragments are held at ingress
+//! until their datagram is whole; the datagram is inspected as one packet
+//! and, when it passes, its fragments are forwarded as received.
 //!
 //! Entry points: [`Bridge::start`] (pnet, inline or IDS by `mode`),
 //! [`Bridge::with_ports`] (any [`Port`]s; frames fed by the caller),

@@ -8,7 +8,7 @@
 //! tests can call it directly with [`MemoryPort`]s.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
@@ -285,6 +285,12 @@ pub struct Plane {
     /// A shadow run waiting for a worker to take it.
     shadow: Mutex<Option<ShadowRun>>,
     frags: Mutex<Frags>,
+    /// Names of the modules the workers run (for the stall policy).
+    modules: Mutex<BTreeSet<String>>,
+    /// What a stalled worker's packets get: dropped when the default or
+    /// any running module's policy is fail-closed (none of the modules can
+    /// inspect them), passed otherwise.
+    stall_closed: AtomicBool,
     pub(super) stop: AtomicBool,
     started: Instant,
     watchdog: Duration,
@@ -339,10 +345,13 @@ impl Plane {
                 timeout_us: DefragConfig::default().timeout_us,
                 last_expire_us: 0,
             }),
+            modules: Mutex::new(modules.iter().map(|(m, _)| m.name().to_string()).collect()),
+            stall_closed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             started: Instant::now(),
             watchdog: Duration::from_millis(cfg.limits.watchdog_ms),
         });
+        plane.refresh_stall_policy();
         let mut threads = Vec::new();
         for index in 0..n {
             let worker = Worker::new(&plane, index, &modules, cfg, alerts.clone());
@@ -375,8 +384,14 @@ impl Plane {
         self.started.elapsed().as_millis() as u64 + 1
     }
 
-    fn default_policy(&self) -> FailPolicy {
-        self.read_live().policies.default
+    /// Recompute the stall policy from the policies and running modules.
+    fn refresh_stall_policy(&self) {
+        let policies = self.read_live().policies.clone();
+        let closed = policies.default == FailPolicy::FailClosed
+            || lock(&self.modules)
+                .iter()
+                .any(|m| policies.of(m) == FailPolicy::FailClosed);
+        self.stall_closed.store(closed, Ordering::Release);
     }
 
     fn read_live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
@@ -392,6 +407,8 @@ impl Plane {
         live.bypass = Arc::new(cfg.effective_bypass());
         live.generation += 1;
         self.generation.store(live.generation, Ordering::Release);
+        drop(live);
+        self.refresh_stall_policy();
         Ok(())
     }
 
@@ -410,6 +427,8 @@ impl Plane {
                     .collect()
             })
             .collect();
+        lock(&self.modules).extend(modules.iter().map(|m| m.module.name().to_string()));
+        self.refresh_stall_policy();
         copies.insert(0, modules);
         let ack = Arc::new(Ack {
             left: AtomicU64::new(self.workers.len() as u64),
@@ -688,14 +707,13 @@ impl Plane {
         }
     }
 
-    /// A stalled worker's packet: the default policy decides, counted.
+    /// A stalled worker's packet: the stall policy decides, counted.
     fn apply_stall_policy(&self, job: &Job) {
-        match self.default_policy() {
-            FailPolicy::FailOpen => {
-                add(&self.counters.watchdog_passed, 1);
-                self.pass(job);
-            }
-            FailPolicy::FailClosed => add(&self.counters.watchdog_dropped, 1),
+        if self.stall_closed.load(Ordering::Acquire) {
+            add(&self.counters.watchdog_dropped, 1);
+        } else {
+            add(&self.counters.watchdog_passed, 1);
+            self.pass(job);
         }
     }
 
