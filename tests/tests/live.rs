@@ -26,6 +26,7 @@ use sandgate_host::live::{
     AlertSink, Bridge, BridgeHandle, Config, LiveStats, MemoryPort, Mode, Port, Side,
 };
 use sandgate_host::synth::{udp_frame, IpPair, SynthCapture};
+use sandgate_host::update::status::Status;
 use sandgate_patterns::bundle::Bundle;
 use sandgate_patterns::sign::{self, PrivateKey};
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
@@ -1217,4 +1218,74 @@ fn fragments_are_reassembled_before_inspection_and_forwarded_as_received() {
     let d = decode(LinkType::ETHERNET, &back[0]).expect("answer decodes");
     assert_eq!(d.protocol, 1, "ICMP");
     h.stop();
+}
+
+#[test]
+fn cli_a_module_faulting_after_an_update_is_rolled_back_in_every_worker() {
+    let f = CliFixture::new("clirb");
+    let (_http, _bypass, _udp) = servers(&f.topo);
+    let v1 = update_server::bundle(
+        1,
+        vec![update_server::watch("watch", "1", b"never-in-this-traffic")],
+        Some(&f.key),
+        &[],
+    );
+    f.updates.publish(&v1, &f.key, &["1.0.0"]);
+    // Fail-closed: a worker still running the faulting version drops.
+    let config = f.write_config("fail-closed", 2, &[BYPASS_PORT]);
+    let config_arg = config.display().to_string();
+    let gw = Gateway::spawn(&f.topo.gw, &["--config", &config_arg, "--poll-ms", "200"]);
+    f.activated(&gw, 1);
+    let client = &f.topo.client;
+    assert_passes(client, "/hello", "version 1");
+    let v2 = update_server::bundle(
+        2,
+        vec![update_server::faults_later("watch", "2", 20)],
+        Some(&f.key),
+        &[],
+    );
+    f.updates.publish(&v2, &f.key, &["1.0.0"]);
+    f.activated(&gw, 2);
+    // Traffic makes one worker's instance fault past the threshold.
+    let start = Instant::now();
+    while gw.count(false, "\"rolled_back\"") == 0 {
+        let _ = curl(client, "/hello", 1);
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "no rollback\n{}",
+            gw.tail()
+        );
+    }
+    // Every worker now runs version 1: flows on either worker pass.
+    for i in 0..6 {
+        assert_passes(
+            client,
+            "/hello",
+            &format!("after the rollback, request {i}"),
+        );
+    }
+    assert_eq!(
+        gw.count(false, "\"rolled_back\""),
+        1,
+        "one rollback event for all workers\n{}",
+        gw.tail()
+    );
+    let start = Instant::now();
+    let status = loop {
+        let s = Status::read(&f.dir.path().join("state")).expect("status.json");
+        let watch = s.modules.iter().find(|m| m.id == "watch").cloned();
+        if watch.as_ref().is_some_and(|m| m.version == "1")
+            || start.elapsed() > Duration::from_secs(5)
+        {
+            break watch;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let watch = status.expect("module watch in status.json");
+    assert_eq!(
+        (watch.version.as_str(), watch.health.as_str()),
+        ("1", "rolled back")
+    );
+    let (status, _) = gw.stop();
+    assert!(status.success(), "exit {status:?}");
 }
