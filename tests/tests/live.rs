@@ -1022,8 +1022,25 @@ fn cli_fail_closed_faulting_module_blocks_traffic_but_the_fix_still_downloads() 
     // forwarded flow meets the fault.
     let config = f.write_config("fail-closed", 1, &[BYPASS_PORT]);
     let config_arg = config.display().to_string();
-    let gw = Gateway::spawn(&f.topo.gw, &["--config", &config_arg, "--poll-ms", "200"]);
+    // A shadow run with no traffic on the bridge still ends, so the
+    // activation goes on.
+    let gw = Gateway::spawn(
+        &f.topo.gw,
+        &[
+            "--config",
+            &config_arg,
+            "--poll-ms",
+            "200",
+            "--shadow-secs",
+            "0.5",
+        ],
+    );
     f.activated(&gw, 1);
+    gw.wait(
+        false,
+        &["\"shadowed\"", "\"faulty\""],
+        Duration::from_secs(1),
+    );
     let client = &f.topo.client;
     // Its first batches are fine; after that every call traps and the
     // fail-closed policy drops what the bridge would forward.

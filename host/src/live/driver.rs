@@ -207,6 +207,7 @@ impl Driver {
                 // Stopped from the command line.
                 return;
             }
+            self.plane.expire_shadow();
             for e in self.plane.take_events() {
                 let (rolled, module) = match &e {
                     ModuleEvent::RolledBack { module, .. } => (true, module.clone()),

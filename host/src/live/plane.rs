@@ -464,6 +464,17 @@ impl Plane {
         }
     }
 
+    /// End a shadow run no worker took (no traffic) once its time is up,
+    /// so the activation waiting for it goes on.
+    pub(super) fn expire_shadow(&self) {
+        let mut pending = lock(&self.shadow);
+        if pending.as_ref().is_some_and(ShadowRun::is_over) {
+            if let Some(run) = pending.take() {
+                run.finish();
+            }
+        }
+    }
+
     /// Module events of every worker since the last call.
     pub(super) fn take_events(&self) -> Vec<ModuleEvent> {
         self.workers
@@ -642,7 +653,16 @@ impl Plane {
     fn reassemble(&self, side: Side, frame: &[u8], d: &Decoded, ts_us: u64) -> Option<Job> {
         let c = &self.counters;
         add(&c.fragments, 1);
-        let f = d.fragment?;
+        let Some(f) = d.fragment else {
+            // Flagged a fragment without its position: inspected as is.
+            return Some(Job {
+                side,
+                ts_us,
+                frame: frame.to_vec(),
+                decoded: d.clone(),
+                fragments: Vec::new(),
+            });
+        };
         let key = (d.src, d.dst, f.id, f.protocol);
         let mut frags = lock(&self.frags);
         let frags = &mut *frags;
