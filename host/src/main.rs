@@ -722,6 +722,11 @@ fn run_live(
                             format!("; {} take effect at the next start", later.join(", "))
                         }
                     );
+                    if later.contains(&"vars") {
+                        eprintln!(
+                            "sandgate: SIGHUP: vars changed: rule variables are applied when rules are compiled; rebuild the bundle with sandgate-patc build"
+                        );
+                    }
                     running = new;
                 }
                 Err(e) => eprintln!(

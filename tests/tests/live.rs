@@ -788,7 +788,7 @@ fn curl(ns: &Netns, path: &str, max_secs: u32) -> (Result<Vec<u8>, String>, Dura
             &format!("http://{SERVER_IP}:{HTTP_PORT}{path}"),
         ])
         .output()
-        .expect("curl runs");
+        .expect("curl runs (the CLI tests need curl installed)");
     let elapsed = started.elapsed();
     if out.status.success() {
         (Ok(out.stdout), elapsed)
