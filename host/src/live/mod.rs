@@ -31,8 +31,10 @@
 //! and, when it passes, its fragments are forwarded as received.
 //!
 //! Entry points: [`Bridge::start`] (pnet, inline or IDS by `mode`),
+//! [`Bridge::start_slots`] (the same with a last good version per module),
 //! [`Bridge::with_ports`] (any [`Port`]s; frames fed by the caller),
-//! [`run_ids`] (blocking).
+//! [`run_ids`] (blocking), [`driver::LivePlane`] (the update daemon's
+//! data plane).
 
 pub mod config;
 pub mod driver;
