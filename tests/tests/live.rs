@@ -5,9 +5,14 @@
 //! a drop rule blocks its flow and alerts, a reject rule resets the
 //! connection, a faulting module under fail-open passes and under
 //! fail-closed blocks forwarded traffic while bypass and management
-//! traffic still flow. The last tests drive the data plane in memory to
-//! prove what real traffic cannot time reliably: per-flow order, queue
-//! overflow accounting and the watchdog.
+//! traffic still flow. The `cli_*` tests run the `sandgate run` binary
+//! itself in the gw namespace (`ip netns exec`), with `curl` as the client
+//! and the update server in the update namespace: updates changing the
+//! rules of the running bridge, rollback in every worker, SIGHUP reloads,
+//! fail-closed while the fix still downloads, errors exiting 2. The last
+//! tests drive the data plane in memory to prove what real traffic cannot
+//! time reliably: per-flow order, queue overflow accounting, the watchdog
+//! and fragment reassembly.
 //!
 //! These tests need root (CI runs as root) and fail, not skip, without it.
 
