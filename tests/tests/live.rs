@@ -1207,6 +1207,31 @@ fn fragment_v4(frame: &[u8], at: usize, id: u16) -> [Vec<u8>; 2] {
     ]
 }
 
+/// `frame` (Ethernet + IPv6 without extension headers) split into two
+/// IPv6 fragments at payload byte `at` (a multiple of 8).
+fn fragment_v6(frame: &[u8], at: usize, id: u32) -> [Vec<u8>; 2] {
+    let (eth, ip) = frame.split_at(14);
+    let (hdr, payload) = ip.split_at(40);
+    let next = hdr[6];
+    let piece = |data: &[u8], offset: usize, more: bool| {
+        let mut h = hdr.to_vec();
+        h[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        h[6] = 44;
+        let mut frag = vec![next, 0];
+        frag.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+        frag.extend_from_slice(&id.to_be_bytes());
+        let mut out = eth.to_vec();
+        out.extend_from_slice(&h);
+        out.extend_from_slice(&frag);
+        out.extend_from_slice(data);
+        out
+    };
+    [
+        piece(&payload[..at], 0, true),
+        piece(&payload[at..], at, false),
+    ]
+}
+
 #[test]
 fn fragments_are_reassembled_before_inspection_and_forwarded_as_received() {
     let mut cfg = Config::new(Mode::Inline, &["a", "b"]);
@@ -1239,6 +1264,35 @@ fn fragments_are_reassembled_before_inspection_and_forwarded_as_received() {
     assert_eq!(back.len(), 1, "one ICMP unreachable back to the sender");
     let d = decode(LinkType::ETHERNET, &back[0]).expect("answer decodes");
     assert_eq!(d.protocol, 1, "ICMP");
+
+    // The same over IPv6.
+    let pair6 = IpPair::V6(
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    );
+    let clean6 = fragment_v6(
+        &udp_frame(pair6, 40003, UDP_PORT, &clean_payload).expect("frame"),
+        32,
+        9,
+    );
+    let bad6 = fragment_v6(
+        &udp_frame(pair6, 40004, UDP_PORT, &payload).expect("frame"),
+        32,
+        10,
+    );
+    for f in clean6.iter().chain(&bad6) {
+        h.ingress(Side::A, f);
+    }
+    let stats = wait_for(&h, |s| {
+        s.reassembled == 4 && s.inspected == 4 && s.forwarded >= 4
+    });
+    assert_eq!(
+        b.take(),
+        clean6.to_vec(),
+        "clean IPv6 fragments, as received"
+    );
+    assert_eq!(stats.dropped_by_rule, 2, "{stats:?}");
+    assert_eq!(stats.fragments_dropped, 0);
     h.stop();
 }
 
