@@ -5,14 +5,21 @@
 //! - `keygen`: an Ed25519 key pair for signing;
 //! - `matrix`: every variant × every field engine (`matrix.rs`, running the
 //!   vectors through `vectors.rs`);
-//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`).
+//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`);
+//! - `new`: scaffold a custom module crate using the SDK (`new.rs`);
+//! - `module build`: a custom module from Rust source to a checked component,
+//!   optionally a bundle (`module.rs`);
+//! - `test`: replay a capture through a module and diff alerts (`test.rs`).
 //!
 //! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
 //! refused), 2 the tool could not do its job (bad input, I/O).
 
 mod build;
 mod matrix;
+mod module;
+mod new;
 mod publish;
+mod test;
 mod vectors;
 
 use std::path::PathBuf;
@@ -104,6 +111,69 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         rollout: Option<u8>,
     },
+    /// Scaffold a custom detection module crate (Rust, sandgate-pattern-sdk)
+    /// that `module build` builds unchanged.
+    New {
+        /// Module (crate) name: lowercase letters, digits, `-`, `_`.
+        name: String,
+        /// Directory to create the crate in (default: the current one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate to depend on (default: this checkout's patterns/sdk).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Custom modules written in Rust with sandgate-pattern-sdk.
+    Module {
+        #[command(subcommand)]
+        action: ModuleCommand,
+    },
+    /// Replay a capture through a module (component or bundle) as the
+    /// appliance does, print its alerts, and compare them with an
+    /// expectation file of `SID COUNT` lines (exit 1 on a difference).
+    Test {
+        /// A module component (.wasm) or a bundle.
+        module: PathBuf,
+        /// The capture to replay.
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Expected alerts: `SID COUNT` per line, `#` comments.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Record the alerts into the --expect file instead of comparing.
+        #[arg(long, requires = "expect")]
+        write_expect: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModuleCommand {
+    /// Build the module crate in DIR for wasm32-unknown-unknown, make it a
+    /// component, and run the engine's load check on it.
+    Build {
+        /// The module crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Component to write (default: DIR/NAME.wasm).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Cargo target directory for the build.
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// Also write a bundle holding the module.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: Option<PathBuf>,
+        /// Capture to embed in the bundle as test vectors; the alerts the
+        /// module raises on it become the expectation.
+        #[arg(long, value_name = "PCAP")]
+        vectors: Option<PathBuf>,
+        /// Sign the bundle with this private key (from `keygen`).
+        #[arg(long, value_name = "KEYFILE")]
+        sign: Option<PathBuf>,
+        /// Bundle version (default: the creation time in seconds).
+        #[arg(long)]
+        bundle_version: Option<u64>,
+    },
 }
 
 /// The content was refused (exit 1), as opposed to a tool failure (exit 2).
@@ -189,6 +259,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             field,
             rollout,
+        }),
+        Command::New { name, dir, sdk } => new::run(new::Args { name, dir, sdk }),
+        Command::Module {
+            action:
+                ModuleCommand::Build {
+                    dir,
+                    output,
+                    target_dir,
+                    bundle,
+                    vectors,
+                    sign,
+                    bundle_version,
+                },
+        } => module::run(module::BuildArgs {
+            dir,
+            output,
+            target_dir,
+            bundle,
+            vectors,
+            sign,
+            bundle_version,
+        }),
+        Command::Test {
+            module,
+            pcap,
+            expect,
+            write_expect,
+        } => test::run(test::Args {
+            module,
+            pcap,
+            expect,
+            write_expect,
         }),
     }
 }
