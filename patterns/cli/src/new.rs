@@ -50,10 +50,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !sdk.join("Cargo.toml").is_file() {
         bail!("{} is not the SDK crate (no Cargo.toml)", sdk.display());
     }
-    let root = args
-        .dir
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(&args.name);
+    let root = match &args.dir {
+        Some(d) => d.join(&args.name),
+        None => PathBuf::from(&args.name),
+    };
     if root.exists() {
         bail!("{} already exists; not overwriting it", root.display());
     }
