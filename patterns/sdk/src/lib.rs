@@ -34,7 +34,8 @@
 //! - [`flow`]: per-flow state kept by the engine (the `flow-state` import);
 //! - [`log`]: log lines to the engine's log (the `log` import);
 //! - [`bindings`]: the raw wit-bindgen bindings of `wit/v1.0.0`, for what the
-//!   API above does not cover.
+//!   API above does not cover; `bindings_av` (feature `av`): those of
+//!   `wit/v1.1.0`, world `av-module`.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -51,6 +52,22 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_ips_module",
         default_bindings_module: "::sandgate_pattern_sdk::bindings",
+    });
+}
+
+/// The raw bindings of `sandgate:pattern@1.1.0`, world `av-module` (a
+/// streaming file scanner), behind the `av` feature. There is no trait API
+/// for them yet: implement `bindings_av::exports::sandgate::pattern::scanner::Guest`
+/// and call `bindings_av::__export_av_module!`. Only engines from release
+/// 0.2.0 load such a module (see `field-engines.yaml`).
+#[cfg(feature = "av")]
+pub mod bindings_av {
+    wit_bindgen::generate!({
+        path: "../../wit/v1.1.0",
+        world: "av-module",
+        pub_export_macro: true,
+        export_macro_name: "__export_av_module",
+        default_bindings_module: "::sandgate_pattern_sdk::bindings_av",
     });
 }
 
