@@ -15,7 +15,10 @@
 //! `suricata_verify.rs` (the suricata-verify subset in `../shared/data`, read
 //! and judged by [`verify`]; writes `CONFORMANCE.md`),
 //! `clamav_parity.rs` (AV detections identical to `clamscan`, helpers in
-//! [`clamav`]).
+//! [`clamav`]),
+//! `av_scan.rs` (`sandgate scan` and AV modules on streams),
+//! `sdk.rs` (the SDK's example modules built from source, `patc new`/
+//! `module build`/`test`/`inspect`, the author's guide walk-through).
 
 pub mod clamav;
 pub mod hostile;

@@ -9,7 +9,11 @@
 //! - `inspect`: a module's interfaces, imports, exports, rules and the field
 //!   engines that accept it (`inspect.rs`);
 //! - `explain`: why a rule did or did not fire on each packet of a capture,
-//!   traced by the real matcher (`explain.rs`).
+//!   traced by the real matcher (`explain.rs`);
+//! - `new`: scaffold a custom module crate using the SDK (`new.rs`);
+//! - `module build`: a custom module from Rust source to a checked component,
+//!   optionally a bundle (`module.rs`);
+//! - `test`: replay a capture through a module and diff alerts (`test.rs`).
 //!
 //! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
 //! refused), 2 the tool could not do its job (bad input, I/O).
@@ -19,7 +23,10 @@ mod explain;
 mod inspect;
 mod matrix;
 mod progress;
+mod module;
+mod new;
 mod publish;
+mod test;
 mod vectors;
 
 use std::path::PathBuf;
@@ -158,6 +165,68 @@ enum Command {
         /// Show every packet the rule's header applies to.
         #[arg(long)]
         all: bool,
+    /// Scaffold a custom detection module crate (Rust, sandgate-pattern-sdk)
+    /// that `module build` builds unchanged.
+    New {
+        /// Module (crate) name: lowercase letters, digits, `-`, `_`.
+        name: String,
+        /// Directory to create the crate in (default: the current one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate to depend on (default: this checkout's patterns/sdk).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Custom modules written in Rust with sandgate-pattern-sdk.
+    Module {
+        #[command(subcommand)]
+        action: ModuleCommand,
+    },
+    /// Replay a capture through a module (component or bundle) as the
+    /// appliance does, print its alerts, and compare them with an
+    /// expectation file of `SID COUNT` lines (exit 1 on a difference).
+    Test {
+        /// A module component (.wasm) or a bundle.
+        module: PathBuf,
+        /// The capture to replay.
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Expected alerts: `SID COUNT` per line, `#` comments.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Record the alerts into the --expect file instead of comparing.
+        #[arg(long, requires = "expect")]
+        write_expect: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModuleCommand {
+    /// Build the module crate in DIR for wasm32-unknown-unknown, make it a
+    /// component, and run the engine's load check on it.
+    Build {
+        /// The module crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Component to write (default: DIR/NAME.wasm).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Cargo target directory for the build.
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// Also write a bundle holding the module.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: Option<PathBuf>,
+        /// Capture to embed in the bundle as test vectors; the alerts the
+        /// module raises on it become the expectation.
+        #[arg(long, value_name = "PCAP")]
+        vectors: Option<PathBuf>,
+        /// Sign the bundle with this private key (from `keygen`).
+        #[arg(long, value_name = "KEYFILE")]
+        sign: Option<PathBuf>,
+        /// Bundle version (default: the creation time in seconds).
+        #[arg(long)]
+        bundle_version: Option<u64>,
     },
 }
 
@@ -296,6 +365,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", explain::render(&target, &results, &args)?);
             Ok(())
         }
+        Command::New { name, dir, sdk } => new::run(new::Args { name, dir, sdk }),
+        Command::Module {
+            action:
+                ModuleCommand::Build {
+                    dir,
+                    output,
+                    target_dir,
+                    bundle,
+                    vectors,
+                    sign,
+                    bundle_version,
+                },
+        } => module::run(module::BuildArgs {
+            dir,
+            output,
+            target_dir,
+            bundle,
+            vectors,
+            sign,
+            bundle_version,
+        }),
+        Command::Test {
+            module,
+            pcap,
+            expect,
+            write_expect,
+        } => test::run(test::Args {
+            module,
+            pcap,
+            expect,
+            write_expect,
+        }),
     }
 }
 
