@@ -357,12 +357,22 @@ fn ruleset_rows(
     });
     // The same module under the other metering modes, and fuel with two
     // workers (own instance each, same batches), against the same native run.
-    for (mode, metering) in [
-        ("epoch deadline", Metering::Epoch { tick_us: 1000 }),
-        ("no limits", Metering::Unmetered),
+    for (mode, metering, address_space) in [
+        (
+            "fuel, compact address space: explicit bounds checks",
+            Metering::Fuel,
+            AddressSpace::Compact,
+        ),
+        (
+            "epoch deadline",
+            Metering::Epoch { tick_us: 1000 },
+            AddressSpace::Large,
+        ),
+        ("no limits", Metering::Unmetered, AddressSpace::Large),
     ] {
         let e = Engine::new(EngineConfig {
             metering,
+            address_space,
             ..EngineConfig::default()
         })?;
         let mut i = e.load("bench", &component)?.instantiate()?;
