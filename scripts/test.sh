@@ -8,13 +8,15 @@ cd "$(dirname "$0")/.."
 echo "== installing what the tests need"
 rustup target add wasm32-unknown-unknown
 # clamscan and Debian's ClamAV test files: the AV parity test compares our
-# detections with ClamAV's own on the same signatures and files.
-if ! command -v clamscan >/dev/null || [ ! -d /usr/share/clamav-testfiles ]; then
+# detections with ClamAV's own on the same signatures and files. iproute2 and
+# curl: the live tests build network namespaces and send HTTP through them.
+if ! command -v clamscan >/dev/null || [ ! -d /usr/share/clamav-testfiles ] ||
+    ! command -v ip >/dev/null || ! command -v curl >/dev/null; then
     apt_get=(apt-get)
     [ "$(id -u)" = 0 ] || apt_get=(sudo apt-get)
     export DEBIAN_FRONTEND=noninteractive
-    "${apt_get[@]}" install -y -q clamav clamav-testfiles ||
-        { "${apt_get[@]}" update -q && "${apt_get[@]}" install -y -q clamav clamav-testfiles; }
+    "${apt_get[@]}" install -y -q clamav clamav-testfiles iproute2 curl ||
+        { "${apt_get[@]}" update -q && "${apt_get[@]}" install -y -q clamav clamav-testfiles iproute2 curl; }
 fi
 
 # The default members are every crate except the wasm guest, which only

@@ -28,6 +28,10 @@ pub const AV_GUEST_WASM: &[u8] =
 /// Name of the custom section carrying a [`ModuleManifest`] as JSON.
 pub const MANIFEST_SECTION: &str = "sandgate-manifest";
 
+/// The rules guest's data descriptor magic (`patterns/guest/src/lib.rs`):
+/// in the component's data, it is followed by the embedded rule set's
+/// address and length (tools read the rule set back with it).
+pub const RULES_MAGIC: [u32; 2] = [MAGIC0, MAGIC1];
 const MAGIC0: u32 = 0x5d1a_7e23;
 const MAGIC1: u32 = 0xc0de_5a9d;
 const AV_MAGIC0: u32 = 0xa5c4_11e0;

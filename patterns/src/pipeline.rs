@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::av::{compile_databases, AvError, AvSkip, DbFile, CLAMAV_FLEVEL};
 use crate::bundle::{Bundle, ModuleEntry};
-use crate::compile::{compile_rules, Skipped};
+use crate::compile::{compile_rules_with, CompileProgress, Skipped};
 use crate::emit::{av_component, rules_component, EmitError, ModuleManifest};
 use crate::rules::{RuleSource, Vars};
 
@@ -97,9 +97,28 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// Progress of [`build_with_progress`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildProgress {
+    /// Rules parsed and lowered.
+    Rules(CompileProgress),
+    /// Compiling the signature databases.
+    Signatures,
+    /// Encoding module `id` as a component.
+    Encoding { module: String },
+}
+
 /// Compile `opts.inputs` into a bundle: one IPS module for the `.rules`
 /// files, one AV module for the signature databases, either or both.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    build_with_progress(opts, &mut |_| {})
+}
+
+/// [`build`], reporting progress to `progress` (for a progress bar).
+pub fn build_with_progress(
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<BuildReport, BuildError> {
     if opts.inputs.is_empty() {
         return Err(BuildError::NoInputs);
     }
@@ -139,7 +158,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             .iter()
             .map(|(file, text)| RuleSource { file, text })
             .collect();
-        let compiled = compile_rules(&sources, &opts.vars, &opts.module_id, &version.to_string());
+        let compiled = compile_rules_with(
+            &sources,
+            &opts.vars,
+            &opts.module_id,
+            &version.to_string(),
+            &mut |p| progress(BuildProgress::Rules(p)),
+        );
         rules_compiled = compiled.set.rules.len();
         rules_total = rules_compiled + compiled.skipped.len();
         if rules_compiled == 0 {
@@ -161,6 +186,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             rules_compiled,
             &content,
         );
+        progress(BuildProgress::Encoding {
+            module: opts.module_id.clone(),
+        });
         let component = rules_component(&compiled.set, &manifest).map_err(emit_err)?;
         modules.push((entry(&manifest), component));
         skipped = compiled.skipped;
@@ -171,6 +199,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             .iter()
             .map(|(name, text)| DbFile { name, text })
             .collect();
+        progress(BuildProgress::Signatures);
         let out = compile_databases(&files, CLAMAV_FLEVEL);
         let signatures = out.db.len();
         if signatures == 0 {
@@ -187,6 +216,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             signatures,
             &content,
         );
+        progress(BuildProgress::Encoding {
+            module: AV_MODULE_ID.to_string(),
+        });
         let component = av_component(&out.db, &manifest).map_err(|source| BuildError::Emit {
             id: AV_MODULE_ID.to_string(),
             source,

@@ -157,7 +157,7 @@ struct Shared {
     gets: Vec<String>,
 }
 
-/// A static update server on 127.0.0.1.
+/// A static update server (on 127.0.0.1 unless started elsewhere).
 pub struct UpdateServer {
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
@@ -169,9 +169,14 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 impl UpdateServer {
-    /// Listens on an ephemeral port; one thread per connection.
+    /// Listens on an ephemeral loopback port; one thread per connection.
     pub fn start() -> std::io::Result<UpdateServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Listens on `addr` (in the network namespace of the calling thread).
+    pub fn start_at(addr: SocketAddr) -> std::io::Result<UpdateServer> {
+        let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stop = Arc::new(AtomicBool::new(false));

@@ -58,6 +58,10 @@ interfaces: [eth1, eth2]     # inline: side A, side B; ids: one
 bundle: /var/lib/sandgate/bundle.sgb
 vars: /etc/sandgate/vars.yaml
 update_server: https://192.0.2.10:8443/   # an IP host is never inspected
+vendor_key: /etc/sandgate/vendor.pub      # with update_server: only content it signed runs
+appliance_id: gw-17                       # staged rollout, telemetry
+state: /var/lib/sandgate/state            # last good set, status, telemetry spool
+eve: /var/log/sandgate/eve.json           # alerts as EVE JSON lines
 policy:
   default: fail-open         # module faults, stalled workers
   modules: { ips-rules: fail-closed }
@@ -90,8 +94,9 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policies {
-    /// What a module fault, a full queue's overflow or a stalled worker
-    /// means for the packet when no module-specific policy applies.
+    /// What a module fault or a stalled worker means for the packet when
+    /// no module-specific policy applies (a stalled worker's packets are
+    /// dropped when this or any running module's policy is fail-closed).
     #[serde(default)]
     pub default: FailPolicy,
     /// Per-module policy, by module name.
@@ -259,6 +264,19 @@ pub struct Config {
     /// and from it is never inspected (management).
     #[serde(default)]
     pub update_server: Option<String>,
+    /// The vendor's public key (PEM) bundles from the update server must
+    /// be signed with.
+    #[serde(default)]
+    pub vendor_key: Option<PathBuf>,
+    /// This appliance's id (staged rollout, telemetry).
+    #[serde(default)]
+    pub appliance_id: Option<String>,
+    /// The update daemon's state directory.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// Alerts are appended here as EVE JSON lines.
+    #[serde(default)]
+    pub eve: Option<PathBuf>,
     #[serde(default)]
     pub policy: Policies,
     /// Worker threads; default: one per available core.
@@ -284,6 +302,10 @@ impl Config {
             bundle: None,
             vars: None,
             update_server: None,
+            vendor_key: None,
+            appliance_id: None,
+            state: None,
+            eve: None,
             policy: Policies::default(),
             workers: None,
             limits: Limits::default(),
@@ -390,6 +412,27 @@ impl Config {
             update_server_endpoint(url).map_err(|p| bad("update_server", p))?;
         }
         Ok(())
+    }
+
+    /// Keys that differ in `new` but only take effect at the next start
+    /// (the bridge reloads policies and the bypass list; it refuses mode,
+    /// interfaces, workers and limits changes).
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        for (key, changed) in [
+            ("bundle", self.bundle != new.bundle),
+            ("vars", self.vars != new.vars),
+            ("update_server", self.update_server != new.update_server),
+            ("vendor_key", self.vendor_key != new.vendor_key),
+            ("appliance_id", self.appliance_id != new.appliance_id),
+            ("state", self.state != new.state),
+            ("eve", self.eve != new.eve),
+        ] {
+            if changed {
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Worker count: configured, or one per available core.

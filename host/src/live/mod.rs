@@ -7,6 +7,9 @@
 //!   counters. Independent of how frames arrive.
 //! - [`port`]: pnet datalink channels feeding [`plane::Plane::ingress`].
 //! - [`reject`]: TCP resets and ICMP unreachables for `reject` rules.
+//! - [`driver`]: the bridge as the update daemon's data plane (module
+//!   swaps into every worker, rollbacks, status) and [`driver::LiveControl`],
+//!   the handle `sandgate run` reloads and stops it through.
 //!
 //! How a frame travels (inline): a receive thread per interface decodes it;
 //! non-IP frames, undecodable frames and the bypass/management list are
@@ -20,14 +23,21 @@
 //! packet and every later packet of its flow, reject also answers with
 //! resets / ICMP, a fail-closed fault drops the batch. A worker busy with
 //! one batch past `limits.watchdog_ms` is declared stalled: until it
-//! finishes, its packets get the default policy, and the late batch is
-//! discarded (counted) rather than sent after packets that overtook it.
+//! finishes, its packets are dropped if the default policy or the policy of
+//! any running module is fail-closed (no module can inspect them) and
+//! passed otherwise, and the late batch is discarded (counted) rather than
+//! sent after packets that overtook it. IP fragments are held at ingress
+//! until their datagram is whole; the datagram is inspected as one packet
+//! and, when it passes, its fragments are forwarded as received.
 //!
 //! Entry points: [`Bridge::start`] (pnet, inline or IDS by `mode`),
+//! [`Bridge::start_slots`] (the same with a last good version per module),
 //! [`Bridge::with_ports`] (any [`Port`]s; frames fed by the caller),
-//! [`run_ids`] (blocking).
+//! [`run_ids`] (blocking), [`driver::LivePlane`] (the update daemon's
+//! data plane).
 
 pub mod config;
+pub mod driver;
 pub mod plane;
 pub mod port;
 pub mod reject;
@@ -41,7 +51,7 @@ use sandgate_runtime::LoadedModule;
 use thiserror::Error;
 
 pub use config::{Config, ConfigError, Mode};
-pub use plane::{AlertSink, LiveStats, MemoryPort, Port, Side};
+pub use plane::{AlertSink, LiveStats, MemoryPort, Port, Side, Slot};
 
 /// Why the data plane could not start or reload.
 #[derive(Debug, Error)]
@@ -81,6 +91,20 @@ impl Bridge {
         modules: Vec<LoadedModule>,
         alerts: AlertSink,
     ) -> Result<BridgeHandle, LiveError> {
+        Self::start_slots(
+            cfg,
+            modules.into_iter().map(|m| (m, None)).collect(),
+            alerts,
+        )
+    }
+
+    /// [`Bridge::start`] with a last good version per module to roll back
+    /// to (the update daemon's set).
+    pub fn start_slots(
+        cfg: &Config,
+        modules: Vec<Slot>,
+        alerts: AlertSink,
+    ) -> Result<BridgeHandle, LiveError> {
         cfg.validate()?;
         let mut opened = Vec::new();
         for name in &cfg.interfaces {
@@ -90,7 +114,12 @@ impl Bridge {
             Mode::Inline => Some([opened[0].port.clone(), opened[1].port.clone()]),
             Mode::Ids => None,
         };
-        let mut handle = Self::with_ports(cfg, modules, ports, alerts)?;
+        let (plane, threads) = plane::Plane::start(cfg, modules, ports, alerts)?;
+        let mut handle = BridgeHandle {
+            plane,
+            threads,
+            config: cfg.clone(),
+        };
         for (o, side) in opened.into_iter().zip([Side::A, Side::B]) {
             match port::spawn_receiver(handle.plane.clone(), o, side) {
                 Ok(t) => handle.threads.push(t),
@@ -112,7 +141,8 @@ impl Bridge {
         ports: Option<[Arc<dyn Port>; 2]>,
         alerts: AlertSink,
     ) -> Result<BridgeHandle, LiveError> {
-        let (plane, threads) = plane::Plane::start(cfg, modules, ports, alerts)?;
+        let slots = modules.into_iter().map(|m| (m, None)).collect();
+        let (plane, threads) = plane::Plane::start(cfg, slots, ports, alerts)?;
         Ok(BridgeHandle {
             plane,
             threads,

@@ -8,7 +8,7 @@
 //! tests can call it directly with [`MemoryPort`]s.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
@@ -25,9 +25,20 @@ use super::reject;
 use super::LiveError;
 use crate::capture::LinkType;
 use crate::decode::{decode, proto, Decoded};
+use crate::defrag::{DefragConfig, DefragResult, Defragmenter};
 use crate::eve::AlertRecord;
 use crate::flow::{FlowConfig, FlowTable};
-use crate::inspect::{ActiveModule, BatchLimits, Inspector, Verdict};
+use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict};
+use crate::update::plane::{ShadowRun, SlotHealth};
+
+/// A worker's own instance of `m`: same module, fallback and `policy`.
+fn fresh_copy(m: &ActiveModule, policy: FailPolicy) -> ActiveModule {
+    let copy = ActiveModule::new(m.module.clone(), policy);
+    match &m.fallback {
+        Some(f) => copy.with_fallback(f.clone()),
+        None => copy,
+    }
+}
 
 /// Where alerts go; called from worker threads.
 pub type AlertSink = Arc<dyn Fn(&AlertRecord) + Send + Sync>;
@@ -127,6 +138,16 @@ pub struct LiveStats {
     pub module_faults: u64,
     /// IDS: packets a rule or a fail-closed fault would have dropped inline.
     pub would_drop: u64,
+    /// IP fragments received. They are held until their datagram is
+    /// whole; the datagram is inspected (and counted above) as one packet,
+    /// and when it passes its fragments are forwarded as received.
+    pub fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    /// Fragments dropped because their datagram could not be reassembled
+    /// (refused overlap, too large, memory cap) or was not completed in
+    /// time: it could not be inspected.
+    pub fragments_dropped: u64,
 }
 
 #[derive(Default)]
@@ -151,6 +172,9 @@ struct Counters {
     receive_errors: AtomicU64,
     alerts: AtomicU64,
     would_drop: AtomicU64,
+    fragments: AtomicU64,
+    reassembled: AtomicU64,
+    fragments_dropped: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -161,13 +185,67 @@ fn add(c: &AtomicU64, n: u64) {
 struct Job {
     side: Side,
     ts_us: u64,
+    /// What is inspected (and answered for `reject`): the frame, or for a
+    /// reassembled datagram the first fragment's link header + the whole
+    /// IP datagram.
     frame: Vec<u8>,
     decoded: Decoded,
+    /// A reassembled datagram's fragments as received: forwarded instead
+    /// of `frame` when it passes.
+    fragments: Vec<(Side, Vec<u8>)>,
+}
+
+/// Source, destination, identification, protocol.
+type DatagramKey = (IpAddr, IpAddr, u32, u8);
+/// A frame held for forwarding later, with the side it came in on.
+type Held = (Side, Vec<u8>);
+
+/// Fragment reassembly at ingress: fragments are held until their
+/// datagram is whole, which is then inspected as one packet.
+struct Frags {
+    defrag: Defragmenter,
+    /// The frames of each datagram in reassembly, by (source, destination,
+    /// identification, protocol) as the defragmenter keys them, with the
+    /// time of the latest one.
+    held: HashMap<DatagramKey, (Vec<Held>, u64)>,
+    timeout_us: u64,
+    last_expire_us: u64,
 }
 
 /// Worker state word: idle, busy since (ms after start, +1), or stalled.
 const IDLE: u64 = 0;
 const STALLED: u64 = u64::MAX;
+
+/// A command for one worker, applied between batches.
+pub(super) enum Control {
+    /// Put these modules (this worker's own instances) in their slots.
+    Install {
+        modules: Vec<ActiveModule>,
+        ack: Arc<Ack>,
+    },
+    /// Another worker rolled this module back: do the same now, so every
+    /// worker runs the same version.
+    RollBack(String),
+}
+
+/// Counts the workers that still have to apply an install, and the
+/// longest pause one of them took.
+pub(super) struct Ack {
+    left: AtomicU64,
+    pause_us: AtomicU64,
+}
+
+impl Ack {
+    fn done(&self, pause: Duration) {
+        self.pause_us
+            .fetch_max(pause.as_micros() as u64, Ordering::Relaxed);
+        self.left.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A module slot as the plane starts it: the module and its last good
+/// version (rolled back to when it faults too often).
+pub type Slot = (LoadedModule, Option<LoadedModule>);
 
 struct WorkerLink {
     tx: Sender<Job>,
@@ -177,6 +255,16 @@ struct WorkerLink {
     state: AtomicU64,
     /// Module faults counted by this worker so far.
     faults: AtomicU64,
+    mailbox: Mutex<Vec<Control>>,
+    mail: AtomicBool,
+    /// This worker's module slots, refreshed between batches.
+    health: Mutex<Vec<SlotHealth>>,
+    /// Quarantines and rollbacks not yet collected by [`Plane::take_events`].
+    events: Mutex<Vec<ModuleEvent>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What can change while running: swapped whole by [`Plane::reload`].
@@ -194,6 +282,15 @@ pub struct Plane {
     counters: Counters,
     workers: Vec<WorkerLink>,
     hasher: RandomState,
+    /// A shadow run waiting for a worker to take it.
+    shadow: Mutex<Option<ShadowRun>>,
+    frags: Mutex<Frags>,
+    /// Names of the modules the workers run (for the stall policy).
+    modules: Mutex<BTreeSet<String>>,
+    /// What a stalled worker's packets get: dropped when the default or
+    /// any running module's policy is fail-closed (none of the modules can
+    /// inspect them), passed otherwise.
+    stall_closed: AtomicBool,
     pub(super) stop: AtomicBool,
     started: Instant,
     watchdog: Duration,
@@ -204,7 +301,7 @@ impl Plane {
     /// interfaces' transmit sides (inline); `None` makes a passive IDS.
     pub(super) fn start(
         cfg: &Config,
-        modules: Vec<LoadedModule>,
+        modules: Vec<Slot>,
         ports: Option<[Arc<dyn Port>; 2]>,
         alerts: AlertSink,
     ) -> Result<(Arc<Plane>, Vec<JoinHandle<()>>), LiveError> {
@@ -223,6 +320,10 @@ impl Plane {
                     rx,
                     state: AtomicU64::new(IDLE),
                     faults: AtomicU64::new(0),
+                    mailbox: Mutex::new(Vec::new()),
+                    mail: AtomicBool::new(false),
+                    health: Mutex::new(Vec::new()),
+                    events: Mutex::new(Vec::new()),
                 }
             })
             .collect();
@@ -237,10 +338,20 @@ impl Plane {
             counters: Counters::default(),
             workers,
             hasher: RandomState::new(),
+            shadow: Mutex::new(None),
+            frags: Mutex::new(Frags {
+                defrag: Defragmenter::new(DefragConfig::default()),
+                held: HashMap::new(),
+                timeout_us: DefragConfig::default().timeout_us,
+                last_expire_us: 0,
+            }),
+            modules: Mutex::new(modules.iter().map(|(m, _)| m.name().to_string()).collect()),
+            stall_closed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             started: Instant::now(),
             watchdog: Duration::from_millis(cfg.limits.watchdog_ms),
         });
+        plane.refresh_stall_policy();
         let mut threads = Vec::new();
         for index in 0..n {
             let worker = Worker::new(&plane, index, &modules, cfg, alerts.clone());
@@ -273,8 +384,14 @@ impl Plane {
         self.started.elapsed().as_millis() as u64 + 1
     }
 
-    fn default_policy(&self) -> FailPolicy {
-        self.read_live().policies.default
+    /// Recompute the stall policy from the policies and running modules.
+    fn refresh_stall_policy(&self) {
+        let policies = self.read_live().policies.clone();
+        let closed = policies.default == FailPolicy::FailClosed
+            || lock(&self.modules)
+                .iter()
+                .any(|m| policies.of(m) == FailPolicy::FailClosed);
+        self.stall_closed.store(closed, Ordering::Release);
     }
 
     fn read_live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
@@ -290,7 +407,88 @@ impl Plane {
         live.bypass = Arc::new(cfg.effective_bypass());
         live.generation += 1;
         self.generation.store(live.generation, Ordering::Release);
+        drop(live);
+        self.refresh_stall_policy();
         Ok(())
+    }
+
+    /// Install `modules` in every worker, each worker getting its own
+    /// instances (the first worker takes `modules` themselves), between
+    /// two of its batches. Waits until every worker has applied it or
+    /// `wait` has passed (a stalled worker applies it when it recovers);
+    /// returns the longest pause a worker took.
+    pub(super) fn install(&self, modules: Vec<ActiveModule>, wait: Duration) -> Duration {
+        let policies = self.read_live().policies.clone();
+        let mut copies: Vec<Vec<ActiveModule>> = (1..self.workers.len())
+            .map(|_| {
+                modules
+                    .iter()
+                    .map(|m| fresh_copy(m, policies.of(m.module.name())))
+                    .collect()
+            })
+            .collect();
+        lock(&self.modules).extend(modules.iter().map(|m| m.module.name().to_string()));
+        self.refresh_stall_policy();
+        copies.insert(0, modules);
+        let ack = Arc::new(Ack {
+            left: AtomicU64::new(self.workers.len() as u64),
+            pause_us: AtomicU64::new(0),
+        });
+        for (link, modules) in self.workers.iter().zip(copies) {
+            lock(&link.mailbox).push(Control::Install {
+                modules,
+                ack: ack.clone(),
+            });
+            link.mail.store(true, Ordering::Release);
+        }
+        let until = Instant::now() + wait;
+        while ack.left.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Duration::from_micros(ack.pause_us.load(Ordering::Relaxed))
+    }
+
+    /// Make every worker roll `module` back to its fallback.
+    pub(super) fn roll_back(&self, module: &str) {
+        for link in &self.workers {
+            lock(&link.mailbox).push(Control::RollBack(module.to_string()));
+            link.mail.store(true, Ordering::Release);
+        }
+    }
+
+    /// Run a candidate beside the active set in the first worker with
+    /// traffic (it sees that worker's flows).
+    pub(super) fn shadow(&self, run: ShadowRun) {
+        if let Some(old) = lock(&self.shadow).replace(run) {
+            old.finish();
+        }
+    }
+
+    /// End a shadow run no worker took (no traffic) once its time is up,
+    /// so the activation waiting for it goes on.
+    pub(super) fn expire_shadow(&self) {
+        let mut pending = lock(&self.shadow);
+        if pending.as_ref().is_some_and(ShadowRun::is_over) {
+            if let Some(run) = pending.take() {
+                run.finish();
+            }
+        }
+    }
+
+    /// Module events of every worker since the last call.
+    pub(super) fn take_events(&self) -> Vec<ModuleEvent> {
+        self.workers
+            .iter()
+            .flat_map(|l| std::mem::take(&mut *lock(&l.events)))
+            .collect()
+    }
+
+    /// Slot health of every worker (one list per worker).
+    pub(super) fn health(&self) -> Vec<Vec<SlotHealth>> {
+        self.workers
+            .iter()
+            .map(|l| lock(&l.health).clone())
+            .collect()
     }
 
     /// A snapshot of the counters.
@@ -319,6 +517,9 @@ impl Plane {
             alerts: g(&c.alerts),
             module_faults: self.workers.iter().map(|w| g(&w.faults)).sum(),
             would_drop: g(&c.would_drop),
+            fragments: g(&c.fragments),
+            reassembled: g(&c.reassembled),
+            fragments_dropped: g(&c.fragments_dropped),
         }
     }
 
@@ -378,30 +579,38 @@ impl Plane {
                 return;
             }
         };
-        let bypass = self.read_live().bypass.clone();
-        if bypass.matches(&d) {
-            add(&c.bypassed, 1);
-            self.forward(side, frame);
-            return;
-        }
-        let link = &self.workers[self.worker_of(&d)];
-        if link.state.load(Ordering::Acquire) == STALLED {
-            self.apply_stall_policy(side, frame);
-            return;
-        }
-        let job = Job {
-            side,
-            ts_us,
-            frame: frame.to_vec(),
-            decoded: d,
+        let job = if d.is_fragment {
+            match self.reassemble(side, frame, &d, ts_us) {
+                Some(job) => job,
+                None => return,
+            }
+        } else {
+            Job {
+                side,
+                ts_us,
+                frame: frame.to_vec(),
+                decoded: d,
+                fragments: Vec::new(),
+            }
         };
+        let bypass = self.read_live().bypass.clone();
+        if bypass.matches(&job.decoded) {
+            add(&c.bypassed, 1);
+            self.pass(&job);
+            return;
+        }
+        let link = &self.workers[self.worker_of(&job.decoded)];
+        if link.state.load(Ordering::Acquire) == STALLED {
+            self.apply_stall_policy(&job);
+            return;
+        }
         match link.tx.try_send(job) {
             Ok(()) => {}
             // Passing it uninspected would overtake its flow's queued
             // packets; a dropped segment is retransmitted, a reordered
             // one is not undone.
             Err(TrySendError::Full(_)) => add(&c.queue_overflow, 1),
-            Err(TrySendError::Disconnected(job)) => self.apply_stall_policy(side, &job.frame),
+            Err(TrySendError::Disconnected(job)) => self.apply_stall_policy(&job),
         }
     }
 
@@ -426,14 +635,105 @@ impl Plane {
         (self.hasher.hash_one(key) % self.workers.len() as u64) as usize
     }
 
-    /// A stalled worker's packet: the default policy decides, counted.
-    fn apply_stall_policy(&self, side: Side, frame: &[u8]) {
-        match self.default_policy() {
-            FailPolicy::FailOpen => {
-                add(&self.counters.watchdog_passed, 1);
-                self.forward(side, frame);
+    /// Forward a job: its fragments as received, or its frame.
+    fn pass(&self, job: &Job) {
+        if job.fragments.is_empty() {
+            self.forward(job.side, &job.frame);
+        }
+        for (side, frame) in &job.fragments {
+            self.forward(*side, frame);
+        }
+    }
+
+    /// Hold fragment `frame`; when its datagram is complete, the job that
+    /// inspects the whole datagram. A datagram that cannot be reassembled
+    /// (overlaps the policy refuses, too large, memory cap) cannot be
+    /// inspected and is dropped, counted in `fragments_dropped`, as are
+    /// the fragments of datagrams never completed within the timeout.
+    fn reassemble(&self, side: Side, frame: &[u8], d: &Decoded, ts_us: u64) -> Option<Job> {
+        let c = &self.counters;
+        add(&c.fragments, 1);
+        let Some(f) = d.fragment else {
+            // Flagged a fragment without its position: inspected as is.
+            return Some(Job {
+                side,
+                ts_us,
+                frame: frame.to_vec(),
+                decoded: d.clone(),
+                fragments: Vec::new(),
+            });
+        };
+        let key = (d.src, d.dst, f.id, f.protocol);
+        let mut frags = lock(&self.frags);
+        let frags = &mut *frags;
+        if ts_us.saturating_sub(frags.last_expire_us) > 1_000_000 {
+            frags.last_expire_us = ts_us;
+            frags.defrag.expire(ts_us);
+            let timeout = frags.timeout_us;
+            frags.held.retain(|_, (frames, last)| {
+                let keep = last.saturating_add(timeout) >= ts_us;
+                if !keep {
+                    add(&c.fragments_dropped, frames.len() as u64);
+                }
+                keep
+            });
+        }
+        let entry = frags.held.entry(key).or_default();
+        entry.0.push((side, frame.to_vec()));
+        entry.1 = ts_us;
+        match frags.defrag.push(frame, d, ts_us) {
+            DefragResult::Held => None,
+            DefragResult::Reassembled(ip) => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                add(&c.reassembled, 1);
+                // The first fragment's link header in front of the whole
+                // datagram: what is inspected, and what rejects answer.
+                let link_len = d.l3.start.min(frame.len());
+                let mut whole = frame[..link_len].to_vec();
+                whole.extend_from_slice(&ip);
+                match decode(LinkType::ETHERNET, &whole) {
+                    Ok(decoded) => Some(Job {
+                        side,
+                        ts_us,
+                        frame: whole,
+                        decoded,
+                        fragments,
+                    }),
+                    Err(_) => {
+                        add(&c.fragments_dropped, fragments.len() as u64);
+                        None
+                    }
+                }
             }
-            FailPolicy::FailClosed => add(&self.counters.watchdog_dropped, 1),
+            DefragResult::Dropped(_) => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                add(&c.fragments_dropped, fragments.len() as u64);
+                None
+            }
+            DefragResult::NotFragment => {
+                let (fragments, _) = frags.held.remove(&key).unwrap_or_default();
+                Some(Job {
+                    side,
+                    ts_us,
+                    frame: frame.to_vec(),
+                    decoded: d.clone(),
+                    fragments: if fragments.len() > 1 {
+                        fragments
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+        }
+    }
+
+    /// A stalled worker's packet: the stall policy decides, counted.
+    fn apply_stall_policy(&self, job: &Job) {
+        if self.stall_closed.load(Ordering::Acquire) {
+            add(&self.counters.watchdog_dropped, 1);
+        } else {
+            add(&self.counters.watchdog_passed, 1);
+            self.pass(job);
         }
     }
 
@@ -459,7 +759,7 @@ impl Plane {
                 }
                 if link.state.load(Ordering::Acquire) == STALLED {
                     while let Ok(job) = link.rx.try_recv() {
-                        self.apply_stall_policy(job.side, &job.frame);
+                        self.apply_stall_policy(&job);
                     }
                 }
             }
@@ -481,6 +781,9 @@ struct Worker {
     alerts: Vec<AlertRecord>,
     sink: AlertSink,
     batch: usize,
+    /// Per module slot: events already published.
+    seen_events: Vec<usize>,
+    shadow: Option<ShadowRun>,
     generation: u64,
     number: u64,
     last_expire: Instant,
@@ -490,14 +793,21 @@ impl Worker {
     fn new(
         plane: &Arc<Plane>,
         index: usize,
-        modules: &[LoadedModule],
+        modules: &[Slot],
         cfg: &Config,
         sink: AlertSink,
     ) -> Worker {
-        let active = modules
+        let active: Vec<ActiveModule> = modules
             .iter()
-            .map(|m| ActiveModule::new(m.clone(), cfg.policy.of(m.name())))
+            .map(|(m, fallback)| {
+                let a = ActiveModule::new(m.clone(), cfg.policy.of(m.name()));
+                match fallback {
+                    Some(f) => a.with_fallback(f.clone()),
+                    None => a,
+                }
+            })
             .collect();
+        let seen_events = vec![0; active.len()];
         let mut inspector = Inspector::new(
             active,
             BatchLimits {
@@ -523,6 +833,8 @@ impl Worker {
             alerts: Vec::new(),
             sink,
             batch: cfg.limits.batch,
+            seen_events,
+            shadow: None,
             generation: 0,
             number: 0,
             last_expire: Instant::now(),
@@ -532,6 +844,7 @@ impl Worker {
     fn run(mut self) {
         let plane = self.plane.clone();
         let link = &plane.workers[self.index];
+        self.publish();
         loop {
             if self.plane.stop.load(Ordering::Relaxed) {
                 return;
@@ -539,11 +852,13 @@ impl Worker {
             let first = match self.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    self.read_mail();
                     self.housekeeping();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            self.read_mail();
             link.state.store(self.plane.now_ms(), Ordering::Release);
             self.pick_up_reload();
             self.queue(first);
@@ -557,11 +872,98 @@ impl Worker {
             let late = link.state.swap(IDLE, Ordering::AcqRel) == STALLED;
             self.emit(late);
             let faults: u64 = self.inspector.modules.iter().map(|m| m.fault_count()).sum();
-            link.faults.store(faults, Ordering::Relaxed);
+            if faults != link.faults.swap(faults, Ordering::Relaxed) {
+                self.publish();
+            }
             if self.last_expire.elapsed() > Duration::from_secs(1) {
                 self.housekeeping();
             }
         }
+    }
+
+    /// Apply module installs and rollbacks sent by the update side.
+    fn read_mail(&mut self) {
+        let link = &self.plane.workers[self.index];
+        if !link.mail.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let mail = std::mem::take(&mut *lock(&link.mailbox));
+        for control in mail {
+            match control {
+                Control::Install { modules, ack } => {
+                    let t = Instant::now();
+                    let policies = self.plane.read_live().policies.clone();
+                    let mut old = Vec::new();
+                    for mut m in modules {
+                        m.policy = policies.of(m.module.name());
+                        let name = m.module.name().to_string();
+                        match self.inspector.replace_module(m) {
+                            Some(prev) => {
+                                old.push(prev);
+                                if let Some(i) = self.slot(&name) {
+                                    self.seen_events[i] = 0;
+                                }
+                            }
+                            None => self.seen_events.push(0),
+                        }
+                    }
+                    ack.done(t.elapsed());
+                    // Old instances are released after the pause is taken.
+                    drop(old);
+                }
+                Control::RollBack(name) => {
+                    let Some(i) = self.slot(&name) else { continue };
+                    let m = &mut self.inspector.modules[i];
+                    if let Some(fallback) = m.fallback.take() {
+                        let policy = m.policy;
+                        self.inspector
+                            .replace_module(ActiveModule::new(fallback, policy));
+                        self.seen_events[i] = 0;
+                    }
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.inspector
+            .modules
+            .iter()
+            .position(|m| m.module.name() == name)
+    }
+
+    /// Publish slot health and new module events for the update side.
+    fn publish(&mut self) {
+        let link = &self.plane.workers[self.index];
+        let mut fresh = Vec::new();
+        for (i, m) in self.inspector.modules.iter().enumerate() {
+            let seen = self.seen_events.get(i).copied().unwrap_or(0);
+            fresh.extend(m.events.iter().skip(seen).cloned());
+            if let Some(s) = self.seen_events.get_mut(i) {
+                *s = m.events.len();
+            }
+        }
+        if !fresh.is_empty() {
+            lock(&link.events).extend(fresh);
+        }
+        *lock(&link.health) = self
+            .inspector
+            .modules
+            .iter()
+            .map(|m| SlotHealth {
+                module: m.module.name().to_string(),
+                declared_version: m.module.info().version.clone(),
+                faults: m.fault_count(),
+                last_fault: m.last_fault.as_ref().map(ToString::to_string),
+                quarantined: m.is_quarantined(),
+                rolled_back: m
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, ModuleEvent::RolledBack { .. })),
+                has_fallback: m.fallback.is_some(),
+            })
+            .collect();
     }
 
     /// New policies from a reload, applied between batches.
@@ -590,10 +992,32 @@ impl Worker {
     }
 
     fn inspect(&mut self) {
+        if self.shadow.is_none() {
+            self.shadow = lock(&self.plane.shadow).take();
+        }
+        let n = self.inspector.pending() as u64;
+        if let Some(s) = self.shadow.as_mut() {
+            if n > 0 {
+                s.observe(self.inspector.batch(), n);
+            }
+        }
         let verdicts = self.inspector.flush(&mut self.alerts);
         self.verdicts.clear();
         self.verdicts.extend_from_slice(verdicts);
         add(&self.plane.counters.inspected, self.pending.len() as u64);
+        if let Some(mut s) = self.shadow.take() {
+            let drops = self
+                .verdicts
+                .iter()
+                .filter(|v| **v == Verdict::Drop)
+                .count();
+            s.active_dropped(drops as u64);
+            if s.is_over() {
+                s.finish();
+            } else {
+                self.shadow = Some(s);
+            }
+        }
     }
 
     /// Act on the verdicts of the batch just inspected, in arrival order.
@@ -625,7 +1049,7 @@ impl Worker {
                 continue;
             }
             match verdict {
-                Verdict::Pass => plane.forward(job.side, &job.frame),
+                Verdict::Pass => plane.pass(&job),
                 Verdict::DropByFault => add(&c.dropped_by_fault, 1),
                 Verdict::Drop => {
                     add(&c.dropped_by_rule, 1);
@@ -648,7 +1072,13 @@ impl Worker {
     }
 
     /// Expire idle flows; forget their module, stream and drop state.
+    /// Also ends a shadow run whose time is up while traffic is idle.
     fn housekeeping(&mut self) {
+        if self.shadow.as_ref().is_some_and(ShadowRun::is_over) {
+            if let Some(s) = self.shadow.take() {
+                s.finish();
+            }
+        }
         self.last_expire = Instant::now();
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,5 +1,6 @@
-//! `sandgate run`: the data plane on its own thread, the update client,
-//! telemetry, metrics and status on a tokio runtime on another.
+//! `sandgate run`: the data plane (any [`DataPlane`]: capture loop or live
+//! bridge) on its own threads, the update client, telemetry, metrics and
+//! status on a tokio runtime.
 //!
 //! Startup: the state directory's last good set is loaded (damage is an
 //! event, never fatal); with an empty state the `--bundle` given is
@@ -22,12 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::activate::Activator;
 use super::client::{http_client, Client, Poll};
 use super::events::{log_line, EventKind, Events};
-use super::plane::{Next, PacketSource, Plane, PlaneConfig, PlaneEvent, PlaneSnapshot};
+use super::plane::{DataPlane, PlaneEvent, PlaneLink, PlaneSnapshot};
 use super::status::Status;
 use super::store::{State, Store};
 use super::UpdateError;
-use crate::capture::Frame;
-use crate::inspect::{Inspector, ModuleEvent};
+use crate::inspect::ModuleEvent;
 
 /// Everything `sandgate run` is told.
 pub struct DaemonOptions {
@@ -37,25 +37,15 @@ pub struct DaemonOptions {
     /// The pinned vendor key.
     pub vendor_key: PublicKey,
     pub appliance_id: String,
-    /// Traffic; `None` runs with no traffic (updates only).
-    pub source: Option<Box<dyn PacketSource>>,
+    /// What inspects traffic: the capture loop or the live bridge.
+    pub data_plane: Box<dyn DataPlane>,
     pub policy: FailPolicy,
     pub poll: Duration,
     pub shadow: Duration,
     pub metrics_addr: Option<SocketAddr>,
     /// Bundle to start from when the state directory is empty.
     pub initial: Option<PathBuf>,
-    pub plane: PlaneConfig,
     pub engine: EngineConfig,
-}
-
-/// A source with no traffic.
-struct NoTraffic;
-
-impl PacketSource for NoTraffic {
-    fn next_frame(&mut self, _: &mut Frame) -> Next {
-        Next::Idle
-    }
 }
 
 /// Runs until the process is stopped; returns only on a startup error.
@@ -93,19 +83,13 @@ pub fn run(opts: DaemonOptions) -> Result<(), UpdateError> {
     );
     let published = activator.published.clone();
     let snapshot = Arc::new(Mutex::new(PlaneSnapshot::default()));
-    let plane = Plane {
-        inspector: Inspector::new(active, opts.plane.batch),
-        source: opts.source.unwrap_or_else(|| Box::new(NoTraffic)),
-        config: opts.plane.clone(),
+    opts.data_plane.start(PlaneLink {
+        initial: active,
         msgs: plane_rx,
         events: ev_tx,
         snapshot: snapshot.clone(),
         counters: events.plane.clone(),
-    };
-    std::thread::Builder::new()
-        .name("data-plane".into())
-        .spawn(move || plane.run())
-        .map_err(|e| UpdateError::Refused(format!("starting the data plane: {e}")))?;
+    })?;
     let activator = Arc::new(Mutex::new(activator));
     if let Some(path) = &opts.initial {
         activate_initial(&activator, &events, &opts.vendor_key, path);

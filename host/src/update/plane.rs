@@ -1,5 +1,9 @@
-//! The data-plane thread: packets from a [`PacketSource`] through the
-//! [`Inspector`], with module swaps applied at batch boundaries.
+//! The seam between the update side and whatever inspects traffic
+//! ([`DataPlane`]: a [`PlaneLink`] of swap/shadow messages in, events and
+//! a status snapshot out), and the capture-loop data plane
+//! ([`CapturePlane`]): packets from a [`PacketSource`] through the
+//! [`Inspector`], with module swaps applied at batch boundaries. The live
+//! bridge (`crate::live::driver::LivePlane`) is the other implementation.
 //!
 //! The update side hands over fully instantiated, warmed-up modules; the
 //! plane applies a swap right after a flush and before the next push, so
@@ -25,6 +29,7 @@ use crate::flow::{FlowConfig, FlowTable};
 use crate::inspect::{ActiveModule, BatchLimits, Inspector, ModuleEvent, Verdict};
 
 use super::events::{log_line, PlaneCounters};
+use super::UpdateError;
 use serde_json::json;
 
 /// How often fault counts are checked for a burst.
@@ -43,10 +48,68 @@ pub enum Next {
     Idle,
 }
 
-/// Where packets come from. The capture loop today; the live pnet data
-/// plane plugs in here.
+/// Where the capture plane's packets come from (a replayed capture).
 pub trait PacketSource: Send {
     fn next_frame(&mut self, frame: &mut Frame) -> Next;
+}
+
+/// A source with no traffic.
+struct NoTraffic;
+
+impl PacketSource for NoTraffic {
+    fn next_frame(&mut self, _: &mut Frame) -> Next {
+        Next::Idle
+    }
+}
+
+/// What the update side hands a data plane when it starts it.
+pub struct PlaneLink {
+    /// The last good set, instantiated (each with its fallback).
+    pub initial: Vec<ActiveModule>,
+    /// Swaps and shadow runs; the plane stops when the sender is gone.
+    pub msgs: Receiver<PlaneMsg>,
+    /// Quarantines, rollbacks and fault bursts, for events and the store.
+    pub events: tokio::sync::mpsc::UnboundedSender<PlaneEvent>,
+    /// Counters and slot health for `status.json`, refreshed by the plane.
+    pub snapshot: Arc<Mutex<PlaneSnapshot>>,
+    /// Prometheus counters the plane increments.
+    pub counters: PlaneCounters,
+}
+
+/// Something the update daemon can drive: it starts with the last good
+/// set, applies [`PlaneMsg`]s between batches and reports through the
+/// link. The daemon does not know whether packets come from a capture or
+/// from interfaces.
+pub trait DataPlane: Send {
+    /// Start inspecting on the plane's own thread(s); an error (e.g. an
+    /// interface that cannot be opened) stops the daemon at startup.
+    fn start(self: Box<Self>, link: PlaneLink) -> Result<(), UpdateError>;
+}
+
+/// The capture-loop data plane: one thread, a [`PacketSource`] (no
+/// traffic when `None`).
+pub struct CapturePlane {
+    pub source: Option<Box<dyn PacketSource>>,
+    pub config: PlaneConfig,
+}
+
+impl DataPlane for CapturePlane {
+    fn start(self: Box<Self>, link: PlaneLink) -> Result<(), UpdateError> {
+        let plane = Plane {
+            inspector: Inspector::new(link.initial, self.config.batch),
+            source: self.source.unwrap_or_else(|| Box::new(NoTraffic)),
+            config: self.config,
+            msgs: link.msgs,
+            events: link.events,
+            snapshot: link.snapshot,
+            counters: link.counters,
+        };
+        std::thread::Builder::new()
+            .name("data-plane".into())
+            .spawn(move || plane.run())
+            .map_err(|e| UpdateError::Refused(format!("starting the data plane: {e}")))?;
+        Ok(())
+    }
 }
 
 /// A capture replayed in a loop, timestamps shifted so time keeps moving.
@@ -211,12 +274,51 @@ pub struct Plane {
     pub counters: PlaneCounters,
 }
 
-struct Shadow {
+/// A candidate module running beside the active set until a deadline.
+pub struct ShadowRun {
     instance: Box<ModuleInstance>,
     until: Instant,
     report: ShadowReport,
     done: tokio::sync::oneshot::Sender<ShadowReport>,
 }
+
+impl ShadowRun {
+    pub fn new(
+        instance: Box<ModuleInstance>,
+        duration: Duration,
+        done: tokio::sync::oneshot::Sender<ShadowReport>,
+    ) -> Self {
+        ShadowRun {
+            instance,
+            until: Instant::now() + duration,
+            report: ShadowReport::default(),
+            done,
+        }
+    }
+
+    /// The candidate inspects `batch` (`packets` packets) the active set
+    /// is about to.
+    pub fn observe(&mut self, batch: &Batch, packets: u64) {
+        run_shadow(self, batch, packets);
+    }
+
+    /// The active set dropped `n` packets of the batch by rule.
+    pub fn active_dropped(&mut self, n: u64) {
+        self.report.active_drops += n;
+    }
+
+    /// Whether the run's time is up.
+    pub fn is_over(&self) -> bool {
+        Instant::now() >= self.until
+    }
+
+    /// Hand the report to the activation waiting for it.
+    pub fn finish(self) {
+        let _ = self.done.send(self.report);
+    }
+}
+
+type Shadow = ShadowRun;
 
 impl Plane {
     /// Runs until the update side hangs up.
@@ -374,20 +476,15 @@ impl Plane {
                         duration,
                         done,
                     }) => {
-                        shadow = Some(Shadow {
-                            instance,
-                            until: Instant::now() + duration,
-                            report: ShadowReport::default(),
-                            done,
-                        });
+                        shadow = Some(ShadowRun::new(instance, duration, done));
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            if shadow.as_ref().is_some_and(|s| Instant::now() >= s.until) {
+            if shadow.as_ref().is_some_and(ShadowRun::is_over) {
                 if let Some(s) = shadow.take() {
-                    let _ = s.done.send(s.report);
+                    s.finish();
                 }
             }
             snap.modules = self
@@ -431,7 +528,7 @@ impl Plane {
             return;
         }
         if let Some(s) = shadow.as_mut() {
-            run_shadow(s, self.inspector.batch(), n);
+            s.observe(self.inspector.batch(), n);
         }
         let mut drops = 0;
         for v in self.inspector.flush(alerts) {
@@ -448,7 +545,7 @@ impl Plane {
             }
         }
         if let Some(s) = shadow.as_mut() {
-            s.report.active_drops += drops;
+            s.active_dropped(drops);
         }
         snap.batches += 1;
         snap.alerts += alerts.len() as u64;
@@ -461,7 +558,7 @@ impl Plane {
 
 /// The candidate inspects the same batch the active set is about to; its
 /// hits only count, they never decide a packet.
-fn run_shadow(s: &mut Shadow, batch: &Batch, packets: u64) {
+fn run_shadow(s: &mut ShadowRun, batch: &Batch, packets: u64) {
     s.report.batches += 1;
     s.report.packets += packets;
     match s.instance.inspect(batch) {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sandgate_patterns::bundle::Bundle;
-use sandgate_patterns::pipeline::{build, BuildOptions};
+use sandgate_patterns::compile::CompileProgress;
+use sandgate_patterns::pipeline::{build_with_progress, BuildOptions, BuildProgress};
 use sandgate_patterns::rules::Vars;
 use sandgate_patterns::sign::{read_private_key, KeyId};
 use sandgate_patterns::vectors::{expectation, pack_files, show_counts};
@@ -55,12 +56,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Vars::suricata_defaults(),
     };
     let started = std::time::Instant::now();
-    let mut report = build(&BuildOptions {
-        inputs: args.inputs,
-        vars,
-        module_id: args.module_id,
-        bundle_version: args.bundle_version,
-    })?;
+    let progress = crate::progress::bar(0, "build");
+    progress.set_message("parsing rules");
+    let report = build_with_progress(
+        &BuildOptions {
+            inputs: args.inputs,
+            vars,
+            module_id: args.module_id,
+            bundle_version: args.bundle_version,
+        },
+        &mut |step| match step {
+            BuildProgress::Rules(CompileProgress::Parsed { rules }) => {
+                progress.inc_length(rules as u64);
+                progress.set_message("parsing and lowering rules");
+            }
+            BuildProgress::Rules(CompileProgress::Rule) => progress.inc(1),
+            BuildProgress::Signatures => progress.set_message("compiling signature databases"),
+            BuildProgress::Encoding { module } => {
+                progress.set_message(format!("encoding component {module}"));
+            }
+        },
+    );
+    progress.finish_and_clear();
+    let mut report = report?;
     for s in &report.skipped {
         eprintln!("warning: skipped {s}");
     }
@@ -168,10 +186,14 @@ fn record_vectors(bundle: &mut Bundle, vectors: Vec<u8>, kind: &str) -> anyhow::
         if entry.kind != kind {
             continue;
         }
+        let progress =
+            crate::progress::spinner(&format!("recording test vectors for module {}", entry.id));
         let module = engine
             .load(&entry.id, bytes)
             .with_context(|| format!("loading module {} to record its test vectors", entry.id))?;
-        let run = vectors::run(&module, &vectors)?;
+        let run = vectors::run(&module, &vectors);
+        progress.finish_and_clear();
+        let run = run?;
         if !run.faults.is_empty() {
             anyhow::bail!(
                 "module {} faulted on the test vectors ({:?}); not recording them",

@@ -5,13 +5,20 @@
 //! - `keygen`: an Ed25519 key pair for signing;
 //! - `matrix`: every variant × every field engine (`matrix.rs`, running the
 //!   vectors through `vectors.rs`);
-//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`).
+//! - `publish`: the matrix as a gate, then bundle + signed index (`publish.rs`);
+//! - `inspect`: a module's interfaces, imports, exports, rules and the field
+//!   engines that accept it (`inspect.rs`);
+//! - `explain`: why a rule did or did not fire on each packet of a capture,
+//!   traced by the real matcher (`explain.rs`).
 //!
 //! Exit codes: 0 success, 1 the content was refused (matrix failed, publish
 //! refused), 2 the tool could not do its job (bad input, I/O).
 
 mod build;
+mod explain;
+mod inspect;
 mod matrix;
+mod progress;
 mod publish;
 mod vectors;
 
@@ -104,6 +111,54 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         rollout: Option<u8>,
     },
+    /// Show a module's (or every variant of a bundle's) interface versions,
+    /// imports, exports, size, SHA-256, declared rules, fuel estimates and
+    /// which field engines accept it.
+    Inspect {
+        /// A module component (`.wasm`) or a bundle.
+        module: PathBuf,
+        /// The field list (default: `field-engines.yaml` when it exists).
+        #[arg(long)]
+        field: Option<PathBuf>,
+        /// List every declared rule, not only the first ten.
+        #[arg(long)]
+        rules: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show why a rule did or did not fire on the packets of a capture:
+    /// header, flow, each content with its modifiers, pcre, byte tests,
+    /// flowbits and the verdict, as the engine evaluates them.
+    Explain {
+        /// The rule's sid.
+        #[arg(long)]
+        sid: u32,
+        /// The rule's gid.
+        #[arg(long, default_value_t = 1)]
+        gid: u32,
+        /// The capture to replay.
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Rule files holding the rule (with the rules that set its flowbits).
+        #[arg(long, num_args = 1.., required_unless_present = "bundle")]
+        rules: Vec<PathBuf>,
+        /// Or a bundle: the rule set compiled into its IPS module.
+        #[arg(conflicts_with = "rules")]
+        bundle: Option<PathBuf>,
+        /// Explain only this packet (1-based, as in Wireshark).
+        #[arg(long)]
+        packet: Option<u64>,
+        /// YAML file with suricata.yaml-style `vars:` (default: Suricata's defaults).
+        #[arg(long)]
+        vars: Option<PathBuf>,
+        /// Non-matching packets shown in full besides the nearest miss.
+        #[arg(long, default_value_t = 2)]
+        show: usize,
+        /// Show every packet the rule's header applies to.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// The content was refused (exit 1), as opposed to a tool failure (exit 2).
@@ -190,6 +245,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             field,
             rollout,
         }),
+        Command::Inspect {
+            module,
+            field,
+            rules,
+            json,
+        } => {
+            let default = PathBuf::from("field-engines.yaml");
+            let field = match field {
+                Some(path) => Some(FieldList::from_yaml_file(&path)?),
+                None if default.exists() => Some(FieldList::from_yaml_file(&default)?),
+                None => None,
+            };
+            let args = inspect::Args {
+                path: &module,
+                field: field.as_ref(),
+                all_rules: rules,
+            };
+            print!("{}", inspect::run(&args, json)?);
+            Ok(())
+        }
+        Command::Explain {
+            sid,
+            gid,
+            pcap,
+            rules,
+            bundle,
+            packet,
+            vars,
+            show,
+            all,
+        } => {
+            let vars = match &vars {
+                Some(path) => sandgate_patterns::rules::Vars::from_yaml_file(path)
+                    .with_context(|| format!("reading vars file {}", path.display()))?,
+                None => sandgate_patterns::rules::Vars::suricata_defaults(),
+            };
+            let args = explain::Args {
+                pcap,
+                rules,
+                packet,
+                show,
+                all,
+            };
+            let target = match &bundle {
+                Some(path) => explain::load_target_from_bundle(path, gid, sid)?,
+                None => explain::load_target(&args.rules, &vars, gid, sid)?,
+            };
+            let results = explain::evaluate(&target, &args.pcap)?;
+            print!("{}", explain::render(&target, &results, &args)?);
+            Ok(())
+        }
     }
 }
 

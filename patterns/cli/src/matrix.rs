@@ -157,6 +157,8 @@ impl Matrix {
 /// Run the matrix of `bundle` against `field`.
 pub fn run(bundle: &Bundle, field: &FieldList) -> anyhow::Result<Matrix> {
     let modules: Vec<String> = bundle.module_ids().into_iter().map(String::from).collect();
+    let steps = field.engines.len() * bundle.manifest.modules.len();
+    let progress = crate::progress::bar(steps as u64, "matrix");
     let mut rows = Vec::new();
     for (i, fe) in field.engines.iter().enumerate() {
         let interfaces = fe
@@ -171,6 +173,11 @@ pub fn run(bundle: &Bundle, field: &FieldList) -> anyhow::Result<Matrix> {
         });
         for id in &modules {
             for (entry, bytes) in bundle.variants(id) {
+                progress.set_message(format!(
+                    "{}: module {id} variant {}",
+                    fe.label(),
+                    entry.interface
+                ));
                 let outcome = match &engine {
                     Err(e) => Outcome::Rejected(format!("engine cannot be configured: {e}")),
                     Ok(engine) => try_variant(engine, bundle, id, bytes)?,
@@ -181,9 +188,11 @@ pub fn run(bundle: &Bundle, field: &FieldList) -> anyhow::Result<Matrix> {
                     interface: entry.interface.clone(),
                     outcome,
                 });
+                progress.inc(1);
             }
         }
     }
+    progress.finish_and_clear();
     Ok(Matrix {
         engines: field.engines.clone(),
         rows,

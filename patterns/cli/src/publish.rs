@@ -43,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let field = FieldList::from_yaml_file(&args.field)?;
+    // `matrix::run` draws its own progress bar (variant × engine steps).
     let m = matrix::run(&bundle, &field)?;
     print!("{}", m.table());
     let gaps = m.gaps();

@@ -8,6 +8,7 @@
 //! (Suricata's `inspection-recursion-limit` plays the same role).
 
 use crate::bytes::{self, value, Vars};
+use crate::explain::{NoTrace, Step, Trace};
 use crate::ir::{Content, Op, MAX_VARS};
 
 /// Upper bound on match attempts per rule per buffer, so a hostile rule with
@@ -16,10 +17,17 @@ pub const MAX_STEPS: u32 = 3000;
 
 /// Whether `ops` all hold on `buf`.
 pub fn eval_ops(ops: &[Op], buf: &[u8]) -> bool {
+    eval_ops_traced(ops, buf, &mut NoTrace)
+}
+
+/// [`eval_ops`], reporting every attempt of every op to `trace` (see
+/// [`crate::explain`]); with [`NoTrace`] it compiles to [`eval_ops`].
+pub fn eval_ops_traced<T: Trace>(ops: &[Op], buf: &[u8], trace: &mut T) -> bool {
     let mut e = Eval {
         buf,
         vars: [0; MAX_VARS],
         steps: 0,
+        trace,
     };
     e.from(ops, 0, 0)
 }
@@ -27,19 +35,21 @@ pub fn eval_ops(ops: &[Op], buf: &[u8]) -> bool {
 /// One rule's evaluation over one buffer: the `byte_extract` variables live
 /// here, on the stack. Backtracking re-runs every op after the retried one,
 /// so a variable is always the one extracted on the current path.
-struct Eval<'a> {
+struct Eval<'a, 't, T: Trace> {
     buf: &'a [u8],
     vars: Vars,
     steps: u32,
+    trace: &'t mut T,
 }
 
-impl Eval<'_> {
+impl<T: Trace> Eval<'_, '_, T> {
     fn from(&mut self, ops: &[Op], i: usize, cursor: usize) -> bool {
         let Some(op) = ops.get(i) else {
             return true;
         };
         self.steps += 1;
         if self.steps > MAX_STEPS {
+            self.trace.step(i, cursor, Step::StepLimit);
             return false;
         }
         let buf = self.buf;
@@ -47,14 +57,40 @@ impl Eval<'_> {
         match op {
             Op::Content(c) => {
                 let Some((start, end)) = window(c, buf.len(), cursor, &self.vars) else {
+                    self.trace.step(i, cursor, Step::NoWindow);
                     // The window is empty: a negated content holds trivially.
                     return c.negated && self.from(ops, i + 1, cursor);
                 };
                 if c.negated {
-                    return find(c, buf, start, end).is_none() && self.from(ops, i + 1, cursor);
+                    let found = find(c, buf, start, end);
+                    let window = (start, end);
+                    self.trace.step(
+                        i,
+                        cursor,
+                        Step::Content {
+                            window,
+                            from: start,
+                            found,
+                        },
+                    );
+                    return found.is_none() && self.from(ops, i + 1, cursor);
                 }
                 let mut from = start;
-                while let Some(pos) = find(c, buf, from, end) {
+                loop {
+                    let found = find(c, buf, from, end);
+                    let window = (start, end);
+                    self.trace.step(
+                        i,
+                        cursor,
+                        Step::Content {
+                            window,
+                            from,
+                            found,
+                        },
+                    );
+                    let Some(pos) = found else {
+                        return false;
+                    };
                     if self.from(ops, i + 1, pos + c.pattern.len()) {
                         return true;
                     }
@@ -63,18 +99,27 @@ impl Eval<'_> {
                     }
                     from = pos + 1;
                 }
-                false
             }
             Op::Pcre(p) => {
                 let base = if p.relative { cursor } else { 0 };
                 let Some(hay) = buf.get(base..) else {
+                    self.trace.step(i, cursor, Step::NoWindow);
                     return false;
                 };
                 if p.negated {
-                    return p.regex.find_at(hay, 0).is_none() && self.from(ops, i + 1, cursor);
+                    let found = p.regex.find_at(hay, 0);
+                    let found = found.map(|(s, e)| (base + s, base + e));
+                    self.trace.step(i, cursor, Step::Pcre { base, found });
+                    return found.is_none() && self.from(ops, i + 1, cursor);
                 }
                 let mut start = 0;
-                while let Some((s, e)) = p.regex.find_at(hay, start) {
+                loop {
+                    let found = p.regex.find_at(hay, start);
+                    let at = found.map(|(s, e)| (base + s, base + e));
+                    self.trace.step(i, cursor, Step::Pcre { base, found: at });
+                    let Some((s, e)) = found else {
+                        return false;
+                    };
                     if self.from(ops, i + 1, base + e) {
                         return true;
                     }
@@ -84,7 +129,6 @@ impl Eval<'_> {
                     }
                     start = s + 1;
                 }
-                false
             }
             Op::IsDataAt(d) => {
                 let n = value(d.at, &self.vars);
@@ -95,23 +139,36 @@ impl Eval<'_> {
                 } else {
                     n < len
                 };
+                self.trace.step(i, cursor, Step::Holds(has != d.negated));
                 has != d.negated && self.from(ops, i + 1, cursor)
             }
             Op::ByteTest(t) => {
-                bytes::test(t, buf, cursor, &self.vars) && self.from(ops, i + 1, cursor)
+                let holds = bytes::test(t, buf, cursor, &self.vars);
+                self.trace.step(i, cursor, Step::Holds(holds));
+                holds && self.from(ops, i + 1, cursor)
             }
             Op::ByteJump(j) => match bytes::jump(j, buf, cursor, &self.vars) {
-                Some(to) => self.from(ops, i + 1, to),
-                None => false,
+                Some(to) => {
+                    self.trace.step(i, cursor, Step::Moved(Some(to)));
+                    self.from(ops, i + 1, to)
+                }
+                None => {
+                    self.trace.step(i, cursor, Step::Moved(None));
+                    false
+                }
             },
             Op::ByteExtract(x) => match bytes::extract(x, buf, cursor, &self.vars) {
                 Some((v, to)) => {
+                    self.trace.step(i, cursor, Step::Extracted(Some((v, to))));
                     if let Some(slot) = self.vars.get_mut(usize::from(x.var)) {
                         *slot = v;
                     }
                     self.from(ops, i + 1, to)
                 }
-                None => false,
+                None => {
+                    self.trace.step(i, cursor, Step::Extracted(None));
+                    false
+                }
             },
         }
     }

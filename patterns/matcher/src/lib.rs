@@ -11,6 +11,8 @@
 //! - [`content`]: content search with Suricata's offset/depth/distance/within
 //!   semantics and backtracking over relative matches.
 //! - [`matcher`]: the multi-pattern prefilter and per-packet evaluation.
+//! - [`explain`]: why one rule did or did not match a packet, traced from
+//!   the same evaluation (`sandgate-patc explain`).
 //! - [`header`]: packet-header conditions (`ttl`, `flags`, `dsize`, ...).
 //! - [`bytes`]: `byte_test`, `byte_jump`, `byte_extract`.
 //! - [`pcre`]: PCRE translated and compiled to DFAs (compile time), searched
@@ -24,6 +26,7 @@
 pub mod av;
 pub mod bytes;
 pub mod content;
+pub mod explain;
 pub mod flowbits;
 pub mod header;
 pub mod ir;

@@ -53,7 +53,7 @@ pub struct Scratch {
     stamp: Vec<u32>,
     generation: u32,
     candidates: Vec<u32>,
-    bits: Bits,
+    pub(crate) bits: Bits,
 }
 
 /// A rule set ready to evaluate packets.
@@ -166,6 +166,20 @@ impl Matcher {
         store: &mut dyn FlowStore,
         out: &mut Vec<u32>,
     ) {
+        self.matches_probed(pkt, scratch, store, out, |_, _| {});
+    }
+
+    /// [`Matcher::matches_with`], calling `probe(rule, bits)` just before
+    /// each candidate rule is evaluated, with the flowbits it will see
+    /// (how [`crate::explain`] traces one rule exactly as it runs).
+    pub(crate) fn matches_probed(
+        &self,
+        pkt: &PacketView<'_>,
+        scratch: &mut Scratch,
+        store: &mut dyn FlowStore,
+        out: &mut Vec<u32>,
+        mut probe: impl FnMut(u32, &Bits),
+    ) {
         let n = self.set.rules.len();
         if scratch.stamp.len() != n {
             scratch.stamp = vec![0; n];
@@ -209,6 +223,7 @@ impl Matcher {
             let Some(rule) = self.set.rules.get(r as usize) else {
                 continue;
             };
+            probe(r, bits);
             if !rule_matches_bits(rule, pkt, bits) {
                 continue;
             }
@@ -243,7 +258,7 @@ pub fn rule_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
 }
 
 /// Every condition of one rule, reading flowbits from `bits`.
-fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
+pub(crate) fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
     let on_stream = pkt.flow_flags & FLOW_STREAM != 0;
     if on_stream && !stream_capable(rule) {
         return false;
@@ -260,13 +275,13 @@ fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
 /// `dsize` (those describe one packet), unless `no_stream`. The engine
 /// reports a rule at most once per packet, so a match found both in a
 /// packet and in the chunk it completed is one alert.
-fn stream_capable(rule: &Rule) -> bool {
+pub(crate) fn stream_capable(rule: &Rule) -> bool {
     !rule.ops.is_empty() && rule.checks.is_empty() && rule.flow.stream != Some(false)
 }
 
 /// The payload conditions; on a stream chunk, a match lying wholly in the
 /// already-inspected prefix (`l3`, see the WIT) was reported before.
-fn payload_matches(rule: &Rule, pkt: &PacketView<'_>, on_stream: bool) -> bool {
+pub(crate) fn payload_matches(rule: &Rule, pkt: &PacketView<'_>, on_stream: bool) -> bool {
     if !eval_ops(&rule.ops, pkt.payload) {
         return false;
     }
@@ -278,7 +293,7 @@ fn payload_matches(rule: &Rule, pkt: &PacketView<'_>, on_stream: bool) -> bool {
 }
 
 /// `isset` / `isnotset`; like Suricata, neither holds on a packet without a flow.
-fn flowbits_hold(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
+pub(crate) fn flowbits_hold(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
     if rule.flowbit_checks.is_empty() {
         return true;
     }
@@ -291,7 +306,7 @@ fn flowbits_hold(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
     })
 }
 
-fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
+pub(crate) fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
     if !rule.proto.covers(pkt.ip_version, pkt.protocol) {
         return false;
     }
@@ -309,7 +324,7 @@ fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
         || (rule.bidirectional && one_way(pkt.dst, pkt.dst_port, pkt.src, pkt.src_port))
 }
 
-fn flow_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
+pub(crate) fn flow_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
     let f = &rule.flow;
     if let Some(to_server) = f.to_server {
         let want = if to_server {

@@ -157,6 +157,15 @@ pub struct Compiled {
     pub skipped: Vec<Skipped>,
 }
 
+/// Progress of [`compile_rules_with`], for a progress bar on large sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileProgress {
+    /// A file was parsed; it holds this many rules.
+    Parsed { rules: usize },
+    /// One more rule was lowered (or skipped).
+    Rule,
+}
+
 /// Parse and lower every rule of `sources`.
 pub fn compile_rules(
     sources: &[RuleSource<'_>],
@@ -164,12 +173,26 @@ pub fn compile_rules(
     name: &str,
     version: &str,
 ) -> Compiled {
+    compile_rules_with(sources, vars, name, version, &mut |_| {})
+}
+
+/// [`compile_rules`], reporting progress to `progress`.
+pub fn compile_rules_with(
+    sources: &[RuleSource<'_>],
+    vars: &Vars,
+    name: &str,
+    version: &str,
+    progress: &mut dyn FnMut(CompileProgress),
+) -> Compiled {
     let mut set = RuleSet::new(name, version);
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
     let mut flowbits = FlowbitNames::default();
     for src in sources {
-        for parsed in parse_rules(src, vars) {
+        let rules = parse_rules(src, vars);
+        progress(CompileProgress::Parsed { rules: rules.len() });
+        for parsed in rules {
+            progress(CompileProgress::Rule);
             let parsed = match parsed {
                 Ok(p) => p,
                 Err(e) => {
