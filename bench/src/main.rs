@@ -66,6 +66,9 @@ struct Args {
     /// Run only the AV scan rows (their own section of the file).
     #[arg(long)]
     av_only: bool,
+    /// Run only the ET Open rows, printed (for profiling; never written).
+    #[arg(long)]
+    et_only: bool,
 }
 
 struct Row {
@@ -117,6 +120,12 @@ fn main() -> Result<()> {
         print!("{}", render(&rows));
         return Ok(());
     }
+    if args.et_only {
+        let mut rows = Vec::new();
+        et_rows(&engine, &args, &mut rows)?;
+        print!("{}", render(&rows));
+        return Ok(());
+    }
     let mut av_rows = Vec::new();
     scan::scan_rows(&engine, args.seconds, args.av_bytes, &mut av_rows)?;
     let av_table = render(&av_rows);
@@ -143,22 +152,35 @@ fn main() -> Result<()> {
         &mut rows,
     )?;
 
+    et_rows(&engine, &args, &mut rows)?;
+
+    if args.updates > 0 {
+        for (name, value) in update::rows(args.updates, 3)? {
+            rows.push(row(name, value));
+        }
+    }
+
+    let table = render(&rows);
+    print!("{table}");
+    if let Some(path) = args.write {
+        write_section(&path, &table, BEGIN, END)?;
+        println!("updated {}", path.display());
+    }
+    Ok(())
+}
+
+/// The ET Open rows (rules compiled, load, wasm vs native, metering modes,
+/// workers, cache, memory) and the rule-count scaling plot.
+fn et_rows(engine: &Engine, args: &Args, rows: &mut Vec<Row>) -> Result<()> {
     let shared = repo_root().join("../shared/data");
     if shared.is_dir() {
         let et = rule_files(&shared.join("rules/et-open-2020"))?;
         let pcaps = pcap_files(&shared.join("pcaps/suricata-verify"))?;
         let corpus = capture_batches(&pcaps, args.corpus_bytes, 64)?;
-        ruleset_rows(
-            &engine,
-            "ET Open 2020",
-            &et,
-            &corpus,
-            args.seconds,
-            &mut rows,
-        )?;
+        ruleset_rows(engine, "ET Open 2020", &et, &corpus, args.seconds, rows)?;
         let texts = read_texts(&et)?;
         let sample = &corpus[..corpus.len().min(200)];
-        let points = scaling::measure(&engine, &texts, sample, args.seconds / 2.0)?;
+        let points = scaling::measure(engine, &texts, sample, args.seconds / 2.0)?;
         for p in &points {
             rows.push(Row {
                 name: format!("ET Open 2020, first {:>4} rules: wasm (fuel)", p.rules),
@@ -181,19 +203,6 @@ fn main() -> Result<()> {
         }
     } else {
         rows.push(row("ET Open rows", "skipped: ../shared/data not present"));
-    }
-
-    if args.updates > 0 {
-        for (name, value) in update::rows(args.updates, 3)? {
-            rows.push(row(name, value));
-        }
-    }
-
-    let table = render(&rows);
-    print!("{table}");
-    if let Some(path) = args.write {
-        write_section(&path, &table, BEGIN, END)?;
-        println!("updated {}", path.display());
     }
     Ok(())
 }
@@ -348,12 +357,22 @@ fn ruleset_rows(
     });
     // The same module under the other metering modes, and fuel with two
     // workers (own instance each, same batches), against the same native run.
-    for (mode, metering) in [
-        ("epoch deadline", Metering::Epoch { tick_us: 1000 }),
-        ("no limits", Metering::Unmetered),
+    for (mode, metering, address_space) in [
+        (
+            "fuel, compact address space: explicit bounds checks",
+            Metering::Fuel,
+            AddressSpace::Compact,
+        ),
+        (
+            "epoch deadline",
+            Metering::Epoch { tick_us: 1000 },
+            AddressSpace::Large,
+        ),
+        ("no limits", Metering::Unmetered, AddressSpace::Large),
     ] {
         let e = Engine::new(EngineConfig {
             metering,
+            address_space,
             ..EngineConfig::default()
         })?;
         let mut i = e.load("bench", &component)?.instantiate()?;

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub quarantine: QuarantineConfig,
     /// How a call's CPU time is bounded. Default [`Metering::Fuel`].
     pub metering: Metering,
+    /// How much virtual address space each instance's memory reserves.
+    /// Default [`AddressSpace::Large`].
+    pub address_space: AddressSpace,
 }
 
 impl Default for EngineConfig {
@@ -65,8 +68,28 @@ impl Default for EngineConfig {
             fail_policy: FailPolicy::default(),
             quarantine: QuarantineConfig::default(),
             metering: Metering::default(),
+            address_space: AddressSpace::default(),
         }
     }
+}
+
+/// Virtual address space per linear memory. Either way `limits.memory_max_bytes`
+/// caps what a module can actually use; this only decides whether compiled
+/// code must check every load and store against the memory's bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressSpace {
+    /// 4 GiB reserved plus a 2 GiB guard per memory: no bounds checks in
+    /// compiled code (the guard pages catch any out-of-bounds access). Costs
+    /// 6 GiB of address space per pool slot (384 GiB for the default 64
+    /// slots), none of it resident; fails under a tight `ulimit -v`, where the
+    /// pool falls back to on-demand allocation or `compact` is needed.
+    #[default]
+    Large,
+    /// `limits.memory_max_bytes` plus a 64 KiB guard per memory: an explicit
+    /// bounds check on every load and store (slower scanning loops), for
+    /// boxes whose address space is limited.
+    Compact,
 }
 
 /// How the runtime bounds the time of one call. Every budget in [`Limits`]
@@ -141,8 +164,8 @@ pub struct Limits {
     pub max_module_bytes: u64,
     /// Linear-memory cap per instance, in bytes (rounded down to 64 KiB
     /// pages). Default 64 MiB. Growing past it traps the call
-    /// ([`FaultKind::MemoryLimit`](crate::FaultKind::MemoryLimit)). Each pool
-    /// slot reserves this much virtual address space.
+    /// ([`FaultKind::MemoryLimit`](crate::FaultKind::MemoryLimit)). See
+    /// [`AddressSpace`] for the address space each slot reserves.
     pub memory_max_bytes: u64,
     /// Table-element cap per table. Default 10,000 (8 bytes each on the host).
     pub table_max_elements: u32,
@@ -237,12 +260,14 @@ impl Default for Limits {
 pub struct PoolConfig {
     /// Use the pool. Default true. When the pool cannot be reserved (e.g. a
     /// `ulimit -v`), the engine falls back to on-demand allocation and says
-    /// so in [`Engine::allocator`](crate::Engine::allocator).
+    /// so in [`Engine::allocator`](crate::Engine::allocator); see also
+    /// [`AddressSpace`].
     pub enabled: bool,
     /// Live module instances at once (workers × modules, plus one per module
-    /// being loaded). Default 64. Reserves about
-    /// `instances × (memory_max_bytes + 64 KiB)` of virtual address space
-    /// (4 GiB with the defaults), none of it resident until used.
+    /// being loaded). Default 64. Reserves about `instances × 6 GiB` of
+    /// virtual address space with [`AddressSpace::Large`] (384 GiB with the
+    /// defaults), `instances × (memory_max_bytes + 64 KiB)` with `Compact`;
+    /// none of it resident until used.
     pub max_instances: u32,
 }
 

@@ -10,7 +10,7 @@ use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
 use crate::check::{self, Reference, Role};
-use crate::config::{EngineConfig, Metering};
+use crate::config::{AddressSpace, EngineConfig, Metering};
 use crate::error::{EngineError, FaultKind, LoadError};
 use crate::host::HostState;
 use crate::meter::{self, Armed, Ticker};
@@ -21,10 +21,13 @@ use crate::wit;
 /// step 6 (1.1.0 contains 1.0.0 unchanged).
 const WIT_1_1_0: &str = include_str!("../../wit/v1.1.0/pattern.wit");
 
-/// Guard pages after each linear memory. Small on purpose: with a 64 MiB
-/// reservation, bounds checks stay explicit (a few percent on scanning
-/// loops) in exchange for address space a constrained box can afford.
-const MEMORY_GUARD_BYTES: u64 = 64 * 1024;
+/// Guard pages after each linear memory in [`AddressSpace::Compact`].
+const COMPACT_GUARD_BYTES: u64 = 64 * 1024;
+/// Reservation and guard in [`AddressSpace::Large`]: every 32-bit address
+/// plus offset lands in reserved memory, so compiled code needs no bounds
+/// check on loads and stores.
+const LARGE_RESERVATION_BYTES: u64 = 4 << 30;
+const LARGE_GUARD_BYTES: u64 = 2 << 30;
 
 /// How instances get their memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,9 +197,15 @@ fn base_config(config: &EngineConfig) -> Config {
         .epoch_interruption(matches!(config.metering, Metering::Epoch { .. }))
         .max_wasm_stack(usize::try_from(config.limits.max_wasm_stack).unwrap_or(512 * 1024))
         .wasm_component_model(true)
-        .memory_reservation(config.memory_cap() as u64)
-        .memory_guard_size(MEMORY_GUARD_BYTES)
         .memory_reservation_for_growth(0);
+    match config.address_space {
+        AddressSpace::Large => c
+            .memory_reservation(LARGE_RESERVATION_BYTES)
+            .memory_guard_size(LARGE_GUARD_BYTES),
+        AddressSpace::Compact => c
+            .memory_reservation(config.memory_cap() as u64)
+            .memory_guard_size(COMPACT_GUARD_BYTES),
+    };
     c
 }
 

@@ -55,7 +55,9 @@ pub mod version;
 
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use check::MANIFEST_SECTION;
-pub use config::{EngineConfig, FailPolicy, Limits, Metering, PoolConfig, QuarantineConfig};
+pub use config::{
+    AddressSpace, EngineConfig, FailPolicy, Limits, Metering, PoolConfig, QuarantineConfig,
+};
 pub use counters::{FaultCounters, FaultCounts};
 pub use engine::{Allocator, Engine};
 pub use error::{EngineError, Fault, FaultKind, ItemKind, LoadError};

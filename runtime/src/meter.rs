@@ -96,6 +96,7 @@ mod tests {
         assert_eq!(deadline_ticks(1, 1000), 2);
         assert_eq!(deadline_ticks(1_000_000, 1000), 2);
         assert_eq!(deadline_ticks(1_000_001, 1000), 3);
-        assert_eq!(deadline_ticks(u64::MAX, 0), u64::MAX);
+        // A zero tick counts as 1 µs; the largest budget does not overflow.
+        assert_eq!(deadline_ticks(u64::MAX, 0), u64::MAX.div_ceil(1000) + 1);
     }
 }
