@@ -271,7 +271,7 @@ fn header_table() {
 fn unsupported_rules_are_skipped_with_sid_line_and_keyword() {
     let text = "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\n\
                 alert tcp any any -> any any (msg:\"tag\"; tag:session,5,packets; sid:2;)\n\
-                alert http any any -> any any (msg:\"app\"; sid:3;)\n\
+                alert smb any any -> any any (msg:\"app\"; sid:3;)\n\
                 alert tcp any any -> any any (msg:\"dup\"; sid:1;)\n\
                 alert tcp any any -> any any (msg:\"bad\"; content:\"|4|\"; sid:5;)\n\
                 alert tcp any any -> any any (msg:\"orphan\"; nocase; sid:6;)\n\

@@ -276,7 +276,7 @@ fn bad_payload_values_are_skipped_with_the_keyword() {
     for (opts, keyword) in [
         (r#"pcre:"/(a)\1/";"#, "pcre"),
         (r#"pcre:"/a(?=b)/";"#, "pcre"),
-        (r#"pcre:"/a/U";"#, "pcre"),
+        (r#"pcre:"/a/UH";"#, "pcre"),
         (r#"pcre:"a";"#, "pcre"),
         ("byte_test:2,=,1,0,dce;", "byte_test"),
         ("byte_test:9,=,1,0;", "byte_test"),

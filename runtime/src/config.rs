@@ -15,17 +15,19 @@ const MIB: u64 = 1024 * KIB;
 pub(crate) const WASM_PAGE: u64 = 64 * KIB;
 
 /// The interface versions this build can host: it links every
-/// `sandgate:pattern` host function of 1.1.0 (which are those of 1.0.0) and
-/// calls the 1.0.0 `inspector` and the 1.1.0 `scanner`. A config may claim
+/// `sandgate:pattern` host function of 1.2.0 (which are those of 1.0.0) and
+/// calls the 1.0.0 `inspector`, the 1.1.0 `scanner` and the 1.2.0
+/// `flat-inspector`. A config may claim
 /// later 1.x minors (the linker still refuses a function this build lacks),
 /// never another major.
 pub const BUILT_IN_MAJOR: u32 = 1;
 
 /// The versions this build implements, the default of
 /// [`EngineConfig::interfaces`].
-pub const BUILT_IN_VERSIONS: [InterfaceVersion; 2] = [
+pub const BUILT_IN_VERSIONS: [InterfaceVersion; 3] = [
     InterfaceVersion::new(1, 0, 0),
     InterfaceVersion::new(1, 1, 0),
+    InterfaceVersion::new(1, 2, 0),
 ];
 
 /// Everything the runtime needs to know, in one place.
@@ -35,9 +37,10 @@ pub struct EngineConfig {
     /// Interface versions this engine implements; a module is accepted when
     /// every `sandgate:pattern` import it has is satisfied by one of them.
     ///
-    /// Default `["1.0.0", "1.1.0"]` ([`BUILT_IN_VERSIONS`]). Listing only
-    /// `1.0.0` behaves as a 1.0-only engine release: AV modules (the 1.1.0
-    /// `scanner`) are refused. Listing a newer minor than the built-in
+    /// Default `["1.0.0", "1.1.0", "1.2.0"]` ([`BUILT_IN_VERSIONS`]). Listing
+    /// only `1.0.0` behaves as a 1.0-only engine release: AV modules (the
+    /// 1.1.0 `scanner`) and flat modules (the 1.2.0 `flat-inspector`) are
+    /// refused; `["1.0.0", "1.1.0"]` refuses flat modules only. Listing a newer minor than the built-in
     /// functions makes the load check defer to the linker for the missing
     /// functions.
     pub interfaces: Vec<InterfaceVersion>,
@@ -163,7 +166,9 @@ pub struct Limits {
     /// automaton module is ~1 MiB; the cap bounds parse and compile time.
     pub max_module_bytes: u64,
     /// Linear-memory cap per instance, in bytes (rounded down to 64 KiB
-    /// pages). Default 64 MiB. Growing past it traps the call
+    /// pages). Default 128 MiB: the 1.2.0 variant of the full ET Open
+    /// ruleset (9,400 rules, HTTP/DNS/TLS ones included) needs ~66 MiB for
+    /// its rule data, decoded rules and automata. Growing past it traps the call
     /// ([`FaultKind::MemoryLimit`](crate::FaultKind::MemoryLimit)). See
     /// [`AddressSpace`] for the address space each slot reserves.
     pub memory_max_bytes: u64,
@@ -195,7 +200,10 @@ pub struct Limits {
     pub fuel_per_call_max: u64,
     /// Fuel for instantiation (start functions). Default 10,000,000.
     pub fuel_instantiate: u64,
-    /// Fuel for the one `describe` call at load time. Default 1,000,000,000.
+    /// Fuel for the one `describe` call at load time. Default
+    /// 5,000,000,000, the same as the warm-up: a rules module decodes its
+    /// rule data and builds its automata in its first call, whichever it is
+    /// (the 1.2.0 variant of the full ET ruleset needs more than 10^9).
     pub fuel_describe: u64,
     /// Fuel for the warm-up call every new instance gets: an `inspect` of an
     /// empty batch, so lazy initialisation (decoding rule data, building
@@ -231,7 +239,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_module_bytes: 64 * MIB,
-            memory_max_bytes: 64 * MIB,
+            memory_max_bytes: 128 * MIB,
             table_max_elements: 10_000,
             max_wasm_stack: 512 * KIB,
             fuel_per_call_base: 100_000,
@@ -241,7 +249,7 @@ impl Default for Limits {
             fuel_per_byte_max: 20_000,
             fuel_per_call_max: 1_000_000_000,
             fuel_instantiate: 10_000_000,
-            fuel_describe: 1_000_000_000,
+            fuel_describe: 5_000_000_000,
             fuel_warmup: 5_000_000_000,
             fuel_per_scan: 120_000_000_000,
             flow_state_max_bytes: 256,

@@ -76,10 +76,17 @@ pub fn build_rules_text(text: &str) -> anyhow::Result<BuildReport> {
     build_bundle(&[path])
 }
 
-/// Load every module of a bundle into a default engine; any refusal fails.
+/// Load every module of a bundle into `engine`, each in the variant the
+/// engine serves (as the host does); any refusal fails.
 pub fn load_all(engine: &Engine, bundle: &Bundle) -> anyhow::Result<Vec<LoadedModule>> {
+    let offered: Vec<String> = engine
+        .config()
+        .interfaces
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let mut out = Vec::new();
-    for (entry, bytes) in bundle.manifest.modules.iter().zip(&bundle.modules) {
+    for (entry, bytes) in bundle.select(&offered).chosen {
         out.push(engine.load(&entry.id, bytes)?);
     }
     Ok(out)

@@ -66,6 +66,10 @@ fn each_minor_only_adds_to_the_previous_one() {
         versions.iter().any(|(f, _)| f == "v1.1.0"),
         "1.1.0 is released"
     );
+    assert!(
+        versions.iter().any(|(f, _)| f == "v1.2.0"),
+        "1.2.0 is released"
+    );
     let mut checked = 0;
     for pair in versions.windows(2) {
         let ((old_dir, old), (new_dir, new)) = (&pair[0], &pair[1]);

@@ -130,6 +130,10 @@ impl<T: Trace> Eval<'_, '_, T> {
                     start = s + 1;
                 }
             }
+            Op::Bsize(b) => {
+                let len = buf.len() as u64;
+                b.min <= len && len <= b.max && self.from(ops, i + 1, cursor)
+            }
             Op::IsDataAt(d) => {
                 let n = value(d.at, &self.vars);
                 let len = buf.len() as i64;

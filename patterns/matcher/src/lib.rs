@@ -7,6 +7,8 @@
 //! runs natively, which is how the benchmarks measure what the sandbox costs.
 //!
 //! Modules:
+//! - [`app`]: application-layer buffer ids of interface 1.2.0 (HTTP, DNS,
+//!   TLS, `file.data`) and the rule keywords that select them.
 //! - [`ir`]: the compiled rule representation (header sets, payload ops).
 //! - [`content`]: content search with Suricata's offset/depth/distance/within
 //!   semantics and backtracking over relative matches.
@@ -23,6 +25,7 @@
 //!
 //! Start with [`Matcher::matches`].
 
+pub mod app;
 pub mod av;
 pub mod bytes;
 pub mod content;
@@ -35,12 +38,12 @@ pub mod pcre;
 
 pub use flowbits::{FlowStore, MemoryFlowStore, NoFlowStore};
 pub use ir::{
-    Action, BitsModifier, ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest, Check, Content,
-    Endian, FlowCond, FlowbitAction, FlowbitCheck, FormatError, IpOption, IpSet, IsDataAt,
-    JumpFrom, NumBase, NumCond, Op, Pcre, PortSet, Proto, Rule, RuleMeta, RuleSet, Threshold,
-    ThresholdKind, TrackBy, Value,
+    Action, BitsModifier, Bsize, BufferOps, ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest,
+    Check, Content, Endian, FlowCond, FlowbitAction, FlowbitCheck, FormatError, IpOption, IpSet,
+    IsDataAt, JumpFrom, NumBase, NumCond, Op, Pcre, PortSet, Proto, Rule, RuleMeta, RuleSet,
+    Threshold, ThresholdKind, TrackBy, Value,
 };
-pub use matcher::{Direction, Matcher, PacketView, Scratch};
+pub use matcher::{AppView, Direction, Matcher, PacketView, Scratch};
 
 /// Bit in [`PacketView::flow_flags`]: the flow is established.
 pub const FLOW_ESTABLISHED: u32 = 1;
@@ -50,3 +53,6 @@ pub const FLOW_STREAM: u32 = 2;
 /// inside a stream chunk. The rules matcher inspects both and lets the engine
 /// report a rule once per packet; custom modules may use it to skip work.
 pub const FLOW_PAYLOAD_IN_STREAM: u32 = 4;
+/// Bit in [`PacketView::flow_flags`] (1.2.0): the entry is an
+/// application-layer transaction, its buffers are the parsed fields.
+pub const FLOW_APP_TX: u32 = 8;
