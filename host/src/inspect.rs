@@ -489,6 +489,7 @@ impl StreamScanner {
             match piece {
                 Piece::Input(r) => self.payload(key, bytes.get(r).unwrap_or(&[]), &mut found),
                 Piece::Held(held) => self.payload(key, &held, &mut found),
+                Piece::Head(_) => {}
                 Piece::End => {
                     let id = self.open.get_mut(&key).and_then(|s| {
                         s.settled = false;

@@ -11,6 +11,10 @@
 //! direction whose first line is not HTTP is one payload from its first
 //! byte; so is one whose headers exceed [`MAX_HEAD`] (the held bytes are
 //! handed over as payload).
+//!
+//! It is the host's one HTTP/1.x framing: it also hands over each message's
+//! start line and headers ([`Piece::Head`]), which the application layer
+//! ([`crate::app::http`]) parses into transactions.
 
 use std::ops::Range;
 
@@ -26,6 +30,9 @@ pub enum Piece {
     Held(Vec<u8>),
     /// The current payload is complete.
     End,
+    /// A message's start line and headers, blank line included; its body
+    /// (if any) follows as payload.
+    Head(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,7 @@ impl Splitter {
         self.started = true;
         let consumed = stop - before;
         let kind = body_kind(&self.head[..stop]);
+        out.push(Piece::Head(self.head[..stop].to_vec()));
         self.head.clear();
         self.state = match kind {
             BodyKind::None | BodyKind::Length(0) => State::Head,
@@ -284,6 +292,7 @@ mod tests {
                     Piece::Input(r) => out.push_str(&String::from_utf8_lossy(&p[r])),
                     Piece::Held(b) => out.push_str(&String::from_utf8_lossy(&b)),
                     Piece::End => out.push('|'),
+                    Piece::Head(_) => {}
                 }
             }
         }
@@ -351,7 +360,7 @@ mod tests {
                             payload += r.len();
                         }
                         Piece::Held(h) => payload += h.len(),
-                        Piece::End => {}
+                        Piece::End | Piece::Head(_) => {}
                     }
                 }
                 at += n;
