@@ -31,6 +31,13 @@ pub(crate) const SCANNER: &str = "scanner";
 /// The version that added [`SCANNER`].
 pub const SCANNER_SINCE: InterfaceVersion = InterfaceVersion::new(1, 1, 0);
 
+/// The interface flat IPS modules export (1.2.0): flat batch descriptors
+/// plus application-layer buffers.
+pub(crate) const FLAT_INSPECTOR: &str = "flat-inspector";
+
+/// The version that added [`FLAT_INSPECTOR`].
+pub const FLAT_INSPECTOR_SINCE: InterfaceVersion = InterfaceVersion::new(1, 2, 0);
+
 /// Which engine-called interface a module exports; it decides what the
 /// module is and how the engine runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +47,10 @@ pub enum Role {
     /// Exports `scanner` (and no `inspector`): an AV module, run per file or
     /// stream payload.
     Scanner,
+    /// Exports `flat-inspector` (1.2.0): an IPS module run on flat batches
+    /// with application-layer buffers. Preferred over `inspector` when a
+    /// module has both and the engine offers 1.2.
+    FlatInspector,
 }
 
 impl Role {
@@ -48,6 +59,7 @@ impl Role {
         match self {
             Role::Inspector => INSPECTOR,
             Role::Scanner => SCANNER,
+            Role::FlatInspector => FLAT_INSPECTOR,
         }
     }
 }
@@ -146,6 +158,7 @@ pub fn gate(
         .chain(inv.exports.iter().map(|n| (ItemKind::Export, n)));
     let mut inspector_version = None;
     let mut scanner = None;
+    let mut flat = None;
     // A newer-minor import is reported after the loop, so an AV module on a
     // 1.0-only engine is refused for what it is (its `scanner` export), not
     // for the `types@1.1.0` import that comes with it.
@@ -192,10 +205,16 @@ pub fn gate(
             {
                 scanner = Some((wanted, name.clone()));
             }
+            ItemKind::Export
+                if parsed.interface == FLAT_INSPECTOR
+                    && flat.as_ref().is_none_or(|(v, _)| wanted > *v) =>
+            {
+                flat = Some((wanted, name.clone()));
+            }
             _ => {}
         }
     }
-    let role = role(module, inspector_version, scanner, offered)?;
+    let role = role(module, inspector_version, flat, scanner, offered)?;
     if let Some(err) = newer_import {
         return Err(err);
     }
@@ -211,33 +230,40 @@ pub fn gate(
     Ok(role)
 }
 
-/// The role from the engine-called exports the gate saw; a `scanner` on an
-/// engine without 1.1 is refused here.
+/// The role from the engine-called exports the gate saw: `flat-inspector`
+/// when the engine offers 1.2, else `inspector`, else `scanner`. A
+/// `flat-inspector` (without `inspector`) on an engine without 1.2, or a
+/// `scanner` on one without 1.1, is refused here, naming the export.
 fn role(
     module: &str,
     inspector_version: Option<InterfaceVersion>,
+    flat: Option<(InterfaceVersion, String)>,
     scanner: Option<(InterfaceVersion, String)>,
     offered: &[InterfaceVersion],
 ) -> Result<Option<(Role, InterfaceVersion)>, LoadError> {
-    if let Some(v) = inspector_version {
-        return Ok(Some((Role::Inspector, v)));
+    let offers = |since: InterfaceVersion| {
+        offered
+            .iter()
+            .any(|o| o.major == since.major && *o >= since)
+    };
+    let newer = |name: String, since: InterfaceVersion| LoadError::NewerExport {
+        module: module.to_string(),
+        export: name,
+        since,
+        offered: offered.to_vec(),
+    };
+    match (flat, inspector_version) {
+        (Some((v, _)), _) if offers(FLAT_INSPECTOR_SINCE) => {
+            return Ok(Some((Role::FlatInspector, v)))
+        }
+        (_, Some(v)) => return Ok(Some((Role::Inspector, v))),
+        (Some((_, name)), None) => return Err(newer(name, FLAT_INSPECTOR_SINCE)),
+        (None, None) => {}
     }
     match scanner {
         None => Ok(None),
-        Some((v, name)) => {
-            if !offered
-                .iter()
-                .any(|o| o.major == SCANNER_SINCE.major && *o >= SCANNER_SINCE)
-            {
-                return Err(LoadError::NewerExport {
-                    module: module.to_string(),
-                    export: name,
-                    since: SCANNER_SINCE,
-                    offered: offered.to_vec(),
-                });
-            }
-            Ok(Some((Role::Scanner, v)))
-        }
+        Some((_, name)) if !offers(SCANNER_SINCE) => Err(newer(name, SCANNER_SINCE)),
+        Some((v, _)) => Ok(Some((Role::Scanner, v))),
     }
 }
 
@@ -250,15 +276,19 @@ pub(crate) struct Reference {
     pub inspector: Vec<(String, ComponentFunc)>,
     /// Functions (and resource methods) of the scanner export it calls.
     pub scanner: Vec<(String, ComponentFunc)>,
+    /// Functions of the flat-inspector export it calls (1.2.0).
+    pub flat: Vec<(String, ComponentFunc)>,
 }
 
 impl Reference {
     /// Reads the function types out of the reference components: `ips`
-    /// built from world `ips-module`, `av` from world `av-module`.
+    /// built from world `ips-module`, `av` from world `av-module`, `flat`
+    /// from world `flat-ips-module`.
     pub fn from_components(
         engine: &wasmtime::Engine,
         ips: &Component,
         av: &Component,
+        flat: &Component,
     ) -> Result<Self, String> {
         let ty = ips.component_type();
         let mut imports = Vec::new();
@@ -288,6 +318,7 @@ impl Reference {
             imports,
             inspector: exported(ips, INSPECTOR)?,
             scanner: exported(av, SCANNER)?,
+            flat: exported(flat, FLAT_INSPECTOR)?,
         })
     }
 
@@ -295,6 +326,7 @@ impl Reference {
         match role {
             Role::Inspector => &self.inspector,
             Role::Scanner => &self.scanner,
+            Role::FlatInspector => &self.flat,
         }
     }
 }

@@ -15,17 +15,19 @@ const MIB: u64 = 1024 * KIB;
 pub(crate) const WASM_PAGE: u64 = 64 * KIB;
 
 /// The interface versions this build can host: it links every
-/// `sandgate:pattern` host function of 1.1.0 (which are those of 1.0.0) and
-/// calls the 1.0.0 `inspector` and the 1.1.0 `scanner`. A config may claim
+/// `sandgate:pattern` host function of 1.2.0 (which are those of 1.0.0) and
+/// calls the 1.0.0 `inspector`, the 1.1.0 `scanner` and the 1.2.0
+/// `flat-inspector`. A config may claim
 /// later 1.x minors (the linker still refuses a function this build lacks),
 /// never another major.
 pub const BUILT_IN_MAJOR: u32 = 1;
 
 /// The versions this build implements, the default of
 /// [`EngineConfig::interfaces`].
-pub const BUILT_IN_VERSIONS: [InterfaceVersion; 2] = [
+pub const BUILT_IN_VERSIONS: [InterfaceVersion; 3] = [
     InterfaceVersion::new(1, 0, 0),
     InterfaceVersion::new(1, 1, 0),
+    InterfaceVersion::new(1, 2, 0),
 ];
 
 /// Everything the runtime needs to know, in one place.
@@ -35,9 +37,10 @@ pub struct EngineConfig {
     /// Interface versions this engine implements; a module is accepted when
     /// every `sandgate:pattern` import it has is satisfied by one of them.
     ///
-    /// Default `["1.0.0", "1.1.0"]` ([`BUILT_IN_VERSIONS`]). Listing only
-    /// `1.0.0` behaves as a 1.0-only engine release: AV modules (the 1.1.0
-    /// `scanner`) are refused. Listing a newer minor than the built-in
+    /// Default `["1.0.0", "1.1.0", "1.2.0"]` ([`BUILT_IN_VERSIONS`]). Listing
+    /// only `1.0.0` behaves as a 1.0-only engine release: AV modules (the
+    /// 1.1.0 `scanner`) and flat modules (the 1.2.0 `flat-inspector`) are
+    /// refused; `["1.0.0", "1.1.0"]` refuses flat modules only. Listing a newer minor than the built-in
     /// functions makes the load check defer to the linker for the missing
     /// functions.
     pub interfaces: Vec<InterfaceVersion>,

@@ -17,8 +17,8 @@ use crate::module::{self, LoadedModule, Pre};
 use crate::wit;
 
 /// The newest WIT this build implements, compiled in; the reference for
-/// step 6 (1.1.0 contains 1.0.0 unchanged).
-const WIT_1_1_0: &str = include_str!("../../wit/v1.1.0/pattern.wit");
+/// step 6 (1.2.0 contains 1.1.0 and 1.0.0 unchanged).
+const WIT_1_2_0: &str = include_str!("../../wit/v1.2.0/pattern.wit");
 
 /// Guard pages after each linear memory. Small on purpose: with a 64 MiB
 /// reservation, bounds checks stay explicit (a few percent on scanning
@@ -151,6 +151,9 @@ impl Engine {
         let pre = match role {
             Role::Inspector => Pre::Ips(wit::IpsModulePre::new(pre).map_err(export_type)?),
             Role::Scanner => Pre::Av(wit::av::AvModulePre::new(pre).map_err(export_type)?),
+            Role::FlatInspector => {
+                Pre::Flat(wit::flat::FlatIpsModulePre::new(pre).map_err(export_type)?)
+            }
         };
         module::describe_and_build(self, name, pre, inventory, interface_version)
     }
@@ -216,7 +219,8 @@ fn build_engine(config: &EngineConfig) -> Result<(wasmtime::Engine, Allocator), 
 fn build_reference(engine: &wasmtime::Engine) -> Result<Reference, EngineError> {
     let ips = reference_component(engine, "ips-module")?;
     let av = reference_component(engine, "av-module")?;
-    Reference::from_components(engine, &ips, &av).map_err(EngineError::Reference)
+    let flat = reference_component(engine, "flat-ips-module")?;
+    Reference::from_components(engine, &ips, &av, &flat).map_err(EngineError::Reference)
 }
 
 fn reference_component(engine: &wasmtime::Engine, world: &str) -> Result<Component, EngineError> {
@@ -225,7 +229,7 @@ fn reference_component(engine: &wasmtime::Engine, world: &str) -> Result<Compone
     };
     let mut resolve = Resolve::default();
     let pkg = resolve
-        .push_str("pattern.wit", WIT_1_1_0)
+        .push_str("pattern.wit", WIT_1_2_0)
         .map_err(|e| err("parsing WIT", &e))?;
     let world = resolve
         .select_world(&[pkg], Some(world))

@@ -5,10 +5,12 @@ use std::mem;
 
 use wasmtime::Store;
 
+use crate::app::{self, AppData};
 use crate::engine::classify;
 use crate::error::{Fault, FaultKind};
 use crate::host::{HostState, LogLine};
 use crate::module::{LoadedModule, Pre};
+use crate::wit::flat::FlatIpsModule;
 use crate::wit::{Batch, Hit, IpsModule};
 
 /// Longest module error text kept in a [`Fault`].
@@ -24,12 +26,46 @@ pub struct ModuleInstance {
     module: LoadedModule,
     slot: Slot,
     last_fuel_used: u64,
+    scratch: Scratch,
+}
+
+/// Vectors reused across calls, so converting a batch allocates nothing once
+/// warmed up.
+struct Scratch {
+    /// Flat entry words (1.2.0 modules).
+    entries: Vec<u32>,
+    /// Flat buffer descriptors (1.2.0 modules).
+    buffers: Vec<u32>,
+    /// The batch without transaction entries (1.0.0 modules).
+    filtered: Batch,
+    /// Original index of each packet of `filtered`.
+    map: Vec<u32>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            entries: Vec::new(),
+            buffers: Vec::new(),
+            filtered: Batch {
+                buffer: Vec::new(),
+                packets: Vec::new(),
+            },
+            map: Vec::new(),
+        }
+    }
+}
+
+/// The instantiated exports, by the world the module implements.
+enum Bindings {
+    Ips(IpsModule),
+    Flat(FlatIpsModule),
 }
 
 enum Slot {
     Live {
         store: Store<HostState>,
-        bindings: IpsModule,
+        bindings: Bindings,
     },
     /// No instance (poisoned); the host state waits for the next one.
     Parked(HostState),
@@ -51,6 +87,7 @@ impl ModuleInstance {
             module,
             slot: Slot::Parked(state),
             last_fuel_used: 0,
+            scratch: Scratch::default(),
         };
         this.revive()?;
         Ok(this)
@@ -61,36 +98,106 @@ impl ModuleInstance {
         &self.module
     }
 
+    /// Whether this module reads application-layer buffers (it exports
+    /// `flat-inspector@1.2.x`); see [`LoadedModule::wants_app`].
+    pub fn wants_app(&self) -> bool {
+        self.module.wants_app()
+    }
+
     /// Inspects a batch and returns its hits, each checked to name a packet
-    /// of the batch and a rule the module declared.
+    /// of the batch and a rule the module declared. Same as
+    /// [`inspect_app`](Self::inspect_app) with no application-layer data.
     ///
     /// Fuel: [`FuelBudget::for_batch`](crate::FuelBudget::for_batch). The
     /// batch is copied into guest memory and the hits are lifted into a new
     /// `Vec` (one allocation per call, not per packet).
     pub fn inspect(&mut self, batch: &Batch) -> Result<Vec<Hit>, Fault> {
+        self.inspect_app(batch, &AppData::default())
+    }
+
+    /// As [`inspect`](Self::inspect), plus application-layer transaction
+    /// entries (packets flagged [`FLOW_APP_TX`](crate::FLOW_APP_TX)) and
+    /// their buffers. A 1.0.0 module never sees the transaction entries: the
+    /// runtime leaves them out and maps its hit indexes back to `batch`. A
+    /// 1.2.0 (flat) module gets everything through `flat-inspector`.
+    pub fn inspect_app(&mut self, batch: &Batch, app: &AppData) -> Result<Vec<Hit>, Fault> {
         if matches!(self.slot, Slot::Parked(_)) {
             self.revive()?;
             self.module.inner.counters.reinstantiated();
         }
-        let budget = self
-            .module
-            .inner
-            .fuel
-            .for_batch(batch.packets.len(), batch.buffer.len());
+        let mut scratch = mem::take(&mut self.scratch);
+        let result = if self.module.wants_app() {
+            app::flatten(batch, app, &mut scratch.entries, &mut scratch.buffers);
+            self.call(
+                Call::Flat {
+                    data: &batch.buffer,
+                    entries: &scratch.entries,
+                    buffers: &scratch.buffers,
+                },
+                batch.packets.len(),
+            )
+        } else if app::has_app_entries(batch) {
+            app::without_app_entries(batch, &mut scratch.filtered, &mut scratch.map);
+            let map = &scratch.map;
+            self.call(Call::Std(&scratch.filtered), map.len())
+                .map(|mut hits| {
+                    for hit in &mut hits {
+                        // check_hits proved the index is in range.
+                        if let Some(&original) = map.get(hit.packet as usize) {
+                            hit.packet = original;
+                        }
+                    }
+                    hits
+                })
+        } else {
+            self.call(Call::Std(batch), batch.packets.len())
+        };
+        self.scratch = scratch;
+        result
+    }
+
+    /// One call into the live instance under the batch's fuel budget.
+    fn call(&mut self, call: Call<'_>, packets: usize) -> Result<Vec<Hit>, Fault> {
+        let bytes = match &call {
+            Call::Std(b) => b.buffer.len(),
+            Call::Flat { data, .. } => data.len(),
+        };
+        let budget = self.module.inner.fuel.for_batch(packets, bytes);
         let Slot::Live { store, bindings } = &mut self.slot else {
             return Err(self.fault(FaultKind::Instantiate, "no live instance".into()));
         };
         let _ = store.set_fuel(budget);
         store.data_mut().begin_call();
-        let result = bindings
-            .sandgate_pattern_inspector()
-            .call_inspect(&mut *store, batch);
+        let result = match (bindings, call) {
+            (Bindings::Ips(b), Call::Std(batch)) => b
+                .sandgate_pattern_inspector()
+                .call_inspect(&mut *store, batch),
+            (
+                Bindings::Flat(b),
+                Call::Flat {
+                    data,
+                    entries,
+                    buffers,
+                },
+            ) => b.sandgate_pattern_flat_inspector().call_inspect(
+                &mut *store,
+                data,
+                entries,
+                buffers,
+            ),
+            _ => {
+                return Err(self.fault(
+                    FaultKind::Instantiate,
+                    "batch form does not match the module's interface".into(),
+                ))
+            }
+        };
         let used = budget.saturating_sub(store.get_fuel().unwrap_or(0));
         self.last_fuel_used = used;
         self.module.inner.counters.call(used);
         match result {
             Ok(Ok(hits)) => {
-                self.check_hits(batch, &hits)?;
+                self.check_hits(packets, &hits)?;
                 Ok(hits)
             }
             Ok(Err(mut message)) => {
@@ -180,12 +287,16 @@ impl ModuleInstance {
         };
         // The warm-up trapped: start a cold instance and let the real call
         // meet whatever the module does (and be counted then).
-        let Pre::Ips(pre) = &self.module.inner.pre else {
-            self.slot = Slot::Parked(state);
-            return Err(self.fault(FaultKind::Instantiate, NOT_IPS.into()));
-        };
         let mut store = self.module.inner.engine.new_store(state);
-        match pre.instantiate(&mut store) {
+        let instantiated = match &self.module.inner.pre {
+            Pre::Ips(pre) => pre.instantiate(&mut store).map(Bindings::Ips),
+            Pre::Flat(pre) => pre.instantiate(&mut store).map(Bindings::Flat),
+            Pre::Av(_) => {
+                self.slot = Slot::Parked(store.into_data());
+                return Err(self.fault(FaultKind::Instantiate, NOT_IPS.into()));
+            }
+        };
+        match instantiated {
             Ok(bindings) => {
                 self.slot = Slot::Live { store, bindings };
                 Ok(())
@@ -205,30 +316,41 @@ impl ModuleInstance {
     // new instance; boxing it would cost an allocation on every restart.
     #[allow(clippy::result_large_err)]
     fn instantiate_warm(&self, state: HostState) -> Result<Slot, HostState> {
-        let Pre::Ips(pre) = &self.module.inner.pre else {
-            return Err(state);
-        };
         let mut store = self.module.inner.engine.new_store(state);
-        let Ok(bindings) = pre.instantiate(&mut store) else {
+        let instantiated = match &self.module.inner.pre {
+            Pre::Ips(pre) => pre.instantiate(&mut store).map(Bindings::Ips),
+            Pre::Flat(pre) => pre.instantiate(&mut store).map(Bindings::Flat),
+            Pre::Av(_) => return Err(store.into_data()),
+        };
+        let Ok(bindings) = instantiated else {
             return Err(store.into_data());
         };
         let _ = store.set_fuel(self.module.inner.engine.config().limits.fuel_warmup);
         store.data_mut().begin_call();
-        let empty = Batch {
-            buffer: Vec::new(),
-            packets: Vec::new(),
+        let warmed = match &bindings {
+            Bindings::Ips(b) => b
+                .sandgate_pattern_inspector()
+                .call_inspect(
+                    &mut store,
+                    &Batch {
+                        buffer: Vec::new(),
+                        packets: Vec::new(),
+                    },
+                )
+                .is_ok(),
+            Bindings::Flat(b) => b
+                .sandgate_pattern_flat_inspector()
+                .call_inspect(&mut store, &[], &[], &[])
+                .is_ok(),
         };
-        match bindings
-            .sandgate_pattern_inspector()
-            .call_inspect(&mut store, &empty)
-        {
-            Ok(_) => Ok(Slot::Live { store, bindings }),
-            Err(_) => Err(store.into_data()),
+        if warmed {
+            Ok(Slot::Live { store, bindings })
+        } else {
+            Err(store.into_data())
         }
     }
 
-    fn check_hits(&self, batch: &Batch, hits: &[Hit]) -> Result<(), Fault> {
-        let packets = batch.packets.len();
+    fn check_hits(&self, packets: usize, hits: &[Hit]) -> Result<(), Fault> {
         let rules = self.module.info().rules.len();
         // More hits than distinct (packet, rule) pairs can only be repeats:
         // refused before the host spends time on them.
@@ -269,6 +391,18 @@ impl ModuleInstance {
     fn fault(&self, kind: FaultKind, message: String) -> Fault {
         self.module.fault(kind, message)
     }
+}
+
+/// The batch in the form the module's interface takes.
+enum Call<'a> {
+    /// 1.0.0 `inspector`.
+    Std(&'a Batch),
+    /// 1.2.0 `flat-inspector`.
+    Flat {
+        data: &'a [u8],
+        entries: &'a [u32],
+        buffers: &'a [u32],
+    },
 }
 
 pub(crate) fn truncate(s: &mut String, max: usize) {

@@ -3,7 +3,8 @@
 //! run before any of their code runs, and runs the rest under fuel, memory
 //! and stack caps so a faulty module costs at most its own verdict.
 //!
-//! Start with [`Engine::load`], then [`ModuleInstance::inspect`] for IPS
+//! Start with [`Engine::load`], then [`ModuleInstance::inspect`] (or
+//! [`ModuleInstance::inspect_app`] with application-layer buffers) for IPS
 //! modules or [`ScanInstance`] for AV modules.
 //!
 //! | module | what lives there |
@@ -13,13 +14,14 @@
 //! | [`check`] | the load-time check (size, parse, version gates, allow-list, export types) |
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
 //! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
-//! | `instance` | [`ModuleInstance`]: `inspect`, fault classification, restart after a trap |
+//! | `instance` | [`ModuleInstance`]: `inspect`/`inspect_app`, fault classification, restart after a trap |
+//! | `app` | [`AppData`]/[`AppBuffer`]/[`AppProto`]: application-layer side data of a batch (1.2.0), the flat 1.2.0 batch layout and the 1.0.0 view without transaction entries |
 //! | `scan` | [`ScanInstance`]: streaming scans of an AV module (`scanner`, 1.1.0), per-feed fuel, the scan-time limit |
 //! | `host` | the `log` and `flow-state` imports, the memory/table limiter |
 //! | `counters` | [`FaultCounters`] per module |
 //! | [`error`] | [`LoadError`], [`Fault`], [`FaultKind`], [`EngineError`] |
 //! | [`version`] | [`InterfaceVersion`] and `ns:pkg/iface@ver` names |
-//! | [`wit`] | the generated WIT types (1.1.0; 1.0.0 modules link by semver) |
+//! | [`wit`] | the generated WIT types (1.2.0; 1.0.0/1.1.0 modules link by semver) |
 //! | `testkit` | (feature `testkit`) test components from WAT, no Rust guest |
 //!
 //! ```no_run
@@ -37,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app;
 pub mod cache;
 pub mod check;
 pub mod config;
@@ -51,6 +54,7 @@ mod scan;
 pub mod testkit;
 pub mod version;
 
+pub use app::{AppBuffer, AppData, AppProto, ENTRY_WORDS, FLOW_APP_TX};
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use check::MANIFEST_SECTION;
 pub use config::{EngineConfig, FailPolicy, Limits, PoolConfig, QuarantineConfig};
@@ -63,15 +67,15 @@ pub use module::{FuelBudget, LoadedModule, MAX_MSG, MAX_RULES, MAX_RULE_LIST, MA
 pub use scan::{Detection, ScanId, ScanInstance, ScanLimit, ScanOptions, ScanReport, FUEL_PER_MS};
 pub use version::InterfaceVersion;
 
-/// Rust types generated from `wit/v1.1.0` (world `ips-module`); the host
+/// Rust types generated from `wit/v1.2.0` (world `ips-module`); the host
 /// builds [`Batch`](wit::Batch)/[`Packet`](wit::Packet) from them and reads
 /// [`ModuleInfo`](wit::ModuleInfo) and [`Hit`](wit::Hit). A module built
-/// against 1.0.0 links against these 1.1.0 host functions (semver-compatible
-/// names); 1.1.0 changed nothing of 1.0.0.
+/// against 1.0.0 or 1.1.0 links against these 1.2.0 host functions
+/// (semver-compatible names); 1.1.0 and 1.2.0 changed nothing of 1.0.0.
 pub mod wit {
     wasmtime::component::bindgen!({
         world: "ips-module",
-        path: "../wit/v1.1.0",
+        path: "../wit/v1.2.0",
         additional_derives: [PartialEq, Eq],
     });
 
@@ -83,7 +87,7 @@ pub mod wit {
     pub mod av {
         wasmtime::component::bindgen!({
             world: "av-module",
-            path: "../wit/v1.1.0",
+            path: "../wit/v1.2.0",
             additional_derives: [PartialEq, Eq],
             with: {
                 "sandgate:pattern/types": crate::wit::sandgate::pattern::types,
@@ -94,6 +98,21 @@ pub mod wit {
         pub use self::exports::sandgate::pattern::scanner::{
             Detection, ScanLimit, ScanOptions, ScanResult,
         };
+    }
+
+    /// The `flat-ips-module` world (1.2.0): the `flat-inspector` export.
+    /// Shares the types and imports with the `ips-module` bindings above.
+    pub mod flat {
+        wasmtime::component::bindgen!({
+            world: "flat-ips-module",
+            path: "../wit/v1.2.0",
+            additional_derives: [PartialEq, Eq],
+            with: {
+                "sandgate:pattern/types": crate::wit::sandgate::pattern::types,
+                "sandgate:pattern/log": crate::wit::sandgate::pattern::log,
+                "sandgate:pattern/flow-state": crate::wit::sandgate::pattern::flow_state,
+            },
+        });
     }
 }
 

@@ -83,6 +83,8 @@ pub(crate) enum Pre {
     Ips(wit::IpsModulePre<HostState>),
     /// `av-module`: the engine calls `scanner`.
     Av(wit::av::AvModulePre<HostState>),
+    /// `flat-ips-module` (1.2.0): the engine calls `flat-inspector`.
+    Flat(wit::flat::FlatIpsModulePre<HostState>),
 }
 
 /// A checked, compiled and described module. Cheap to clone; instantiate it
@@ -131,13 +133,21 @@ impl LoadedModule {
     /// [`instantiate_scanner`](Self::instantiate_scanner)).
     pub fn kind(&self) -> ModuleKind {
         match self.inner.pre {
-            Pre::Ips(_) => ModuleKind::Ips,
+            Pre::Ips(_) | Pre::Flat(_) => ModuleKind::Ips,
             Pre::Av(_) => ModuleKind::Av,
         }
     }
 
-    /// The version of the `sandgate:pattern/inspector` (or `scanner`)
-    /// export it was built against.
+    /// Whether this module reads application-layer buffers: it exports
+    /// `flat-inspector@1.2.x` and gets transaction entries and their buffers
+    /// through [`ModuleInstance::inspect_app`]. A 1.0.0 module never sees
+    /// transaction entries.
+    pub fn wants_app(&self) -> bool {
+        matches!(self.inner.pre, Pre::Flat(_))
+    }
+
+    /// The version of the `sandgate:pattern/inspector` (or `scanner`, or
+    /// `flat-inspector`) export it was built against.
     pub fn interface_version(&self) -> InterfaceVersion {
         self.inner.interface_version
     }
@@ -204,6 +214,7 @@ impl LoadedModule {
 enum Bindings {
     Ips(wit::IpsModule),
     Av(wit::av::AvModule),
+    Flat(wit::flat::FlatIpsModule),
 }
 
 /// Last load step: instantiate once, call `describe` under the caps, check
@@ -220,6 +231,7 @@ pub(crate) fn describe_and_build(
     let instantiated = match &pre {
         Pre::Ips(p) => p.instantiate(&mut store).map(Bindings::Ips),
         Pre::Av(p) => p.instantiate(&mut store).map(Bindings::Av),
+        Pre::Flat(p) => p.instantiate(&mut store).map(Bindings::Flat),
     };
     let bindings = match instantiated {
         Ok(b) => b,
@@ -237,6 +249,9 @@ pub(crate) fn describe_and_build(
     let described = match &bindings {
         Bindings::Ips(b) => b.sandgate_pattern_inspector().call_describe(&mut store),
         Bindings::Av(b) => b.sandgate_pattern_scanner().call_describe(&mut store),
+        Bindings::Flat(b) => b
+            .sandgate_pattern_flat_inspector()
+            .call_describe(&mut store),
     };
     let info = match described {
         Ok(info) => info,
@@ -249,21 +264,18 @@ pub(crate) fn describe_and_build(
             });
         }
     };
-    let exported = match pre {
-        Pre::Ips(_) => ModuleKind::Ips,
-        Pre::Av(_) => ModuleKind::Av,
+    let (exported, interface) = match pre {
+        Pre::Ips(_) => (ModuleKind::Ips, "inspector"),
+        Pre::Flat(_) => (ModuleKind::Ips, "flat-inspector"),
+        Pre::Av(_) => (ModuleKind::Av, "scanner"),
     };
     if info.kind != exported {
         return Err(LoadError::Describe {
             module: name.to_string(),
             kind: FaultKind::BadOutput,
             detail: format!(
-                "declares kind {:?} but exports the {} interface",
+                "declares kind {:?} but exports the {interface} interface",
                 info.kind,
-                match exported {
-                    ModuleKind::Ips => "inspector",
-                    ModuleKind::Av => "scanner",
-                }
             ),
         });
     }

@@ -120,7 +120,8 @@ fn wrong_major_is_refused_naming_import_and_versions() {
         offered,
         &vec![
             InterfaceVersion::new(1, 0, 0),
-            InterfaceVersion::new(1, 1, 0)
+            InterfaceVersion::new(1, 1, 0),
+            InterfaceVersion::new(1, 2, 0),
         ]
     );
     let msg = err.to_string();
@@ -133,12 +134,12 @@ fn wrong_major_is_refused_naming_import_and_versions() {
 
 #[test]
 fn newer_minor_import_is_refused_naming_import_and_versions() {
-    let err = refuse(&engine(), "v12", &testkit::newer_minor("1.2.0").unwrap());
+    let err = refuse(&engine(), "v12", &testkit::newer_minor("1.3.0").unwrap());
     let LoadError::MinorVersion { import, wanted, .. } = &err else {
         panic!("wrong variant: {err:?}");
     };
-    assert!(import.ends_with("@1.2.0"), "{import}");
-    assert_eq!(*wanted, InterfaceVersion::new(1, 2, 0));
+    assert!(import.ends_with("@1.3.0"), "{import}");
+    assert_eq!(*wanted, InterfaceVersion::new(1, 3, 0));
     let msg = err.to_string();
     assert!(
         msg.contains(import.as_str()) && msg.contains("engine offers 1.0.0"),
@@ -148,11 +149,11 @@ fn newer_minor_import_is_refused_naming_import_and_versions() {
 
 #[test]
 fn newer_minor_with_only_known_functions_loads_when_offered() {
-    let engine = engine_offering(&[(1, 0, 0), (1, 2, 0)]);
+    let engine = engine_offering(&[(1, 0, 0), (1, 3, 0)]);
     let module = engine
-        .load("v12", &testkit::newer_minor("1.2.0").unwrap())
+        .load("v12", &testkit::newer_minor("1.3.0").unwrap())
         .unwrap();
-    assert_eq!(module.interface_version(), InterfaceVersion::new(1, 2, 0));
+    assert_eq!(module.interface_version(), InterfaceVersion::new(1, 3, 0));
 }
 
 #[test]
@@ -163,8 +164,8 @@ fn missing_host_function_is_refused_by_the_minor_gate() {
 
 #[test]
 fn missing_host_function_is_refused_by_the_linker_naming_it() {
-    // An engine that claims 1.2.0 but has no `flush`: the linker catches it.
-    let engine = engine_offering(&[(1, 0, 0), (1, 1, 0), (1, 2, 0)]);
+    // An engine that claims 1.3.0 but has no `flush`: the linker catches it.
+    let engine = engine_offering(&[(1, 0, 0), (1, 1, 0), (1, 2, 0), (1, 3, 0)]);
     let err = refuse(&engine, "flush", &testkit::lacks_host_function().unwrap());
     let LoadError::Link {
         import,
@@ -175,11 +176,14 @@ fn missing_host_function_is_refused_by_the_linker_naming_it() {
     else {
         panic!("wrong variant: {err:?}");
     };
-    assert_eq!(import, "sandgate:pattern/log@1.2.0");
-    assert_eq!(*wanted, Some(InterfaceVersion::new(1, 2, 0)));
+    assert_eq!(import, "sandgate:pattern/log@1.3.0");
+    assert_eq!(*wanted, Some(InterfaceVersion::new(1, 3, 0)));
     assert!(detail.contains("`flush`"), "{detail}");
     let msg = err.to_string();
-    assert!(msg.contains("engine offers 1.0.0, 1.1.0, 1.2.0"), "{msg}");
+    assert!(
+        msg.contains("engine offers 1.0.0, 1.1.0, 1.2.0, 1.3.0"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -198,7 +202,9 @@ fn missing_inspector_is_refused() {
     assert!(matches!(err, LoadError::MissingExport { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("does not export `sandgate:pattern/inspector` (engine offers 1.0.0, 1.1.0)"),
+        msg.contains(
+            "does not export `sandgate:pattern/inspector` (engine offers 1.0.0, 1.1.0, 1.2.0)"
+        ),
         "{msg}"
     );
 }

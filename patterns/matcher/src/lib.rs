@@ -7,6 +7,8 @@
 //! runs natively, which is how the benchmarks measure what the sandbox costs.
 //!
 //! Modules:
+//! - [`app`]: application-layer buffer ids of interface 1.2.0 (HTTP, DNS,
+//!   TLS, `file.data`) and the rule keywords that select them.
 //! - [`ir`]: the compiled rule representation (header sets, payload ops).
 //! - [`content`]: content search with Suricata's offset/depth/distance/within
 //!   semantics and backtracking over relative matches.
@@ -21,6 +23,7 @@
 //!
 //! Start with [`Matcher::matches`].
 
+pub mod app;
 pub mod av;
 pub mod bytes;
 pub mod content;
@@ -47,3 +50,6 @@ pub const FLOW_STREAM: u32 = 2;
 /// inside a stream chunk. The rules matcher inspects both and lets the engine
 /// report a rule once per packet; custom modules may use it to skip work.
 pub const FLOW_PAYLOAD_IN_STREAM: u32 = 4;
+/// Bit in [`PacketView::flow_flags`] (1.2.0): the entry is an
+/// application-layer transaction, its buffers are the parsed fields.
+pub const FLOW_APP_TX: u32 = 8;

@@ -162,6 +162,41 @@ pub(crate) enum InspectorAbi {
     ListU8,
     /// No inspector export at all.
     None,
+    /// 1.2.0 `flat-inspector`: `inspect: func(data: list<u8>, entries:
+    /// list<u32>, buffers: list<u32>) -> ...`; `$run` gets the data as
+    /// `$buf`, the entries as `$pkts` with `$n` entries, the buffer
+    /// descriptors in globals `$bufs`/`$nbufs` (descriptor count).
+    Flat,
+}
+
+/// Entry layout the generated loops walk.
+#[derive(Clone, Copy)]
+pub(crate) struct Layout {
+    /// Bytes per entry.
+    pub stride: u32,
+    /// Offset of the payload offset field; the length follows 4 bytes later.
+    pub payload: u32,
+}
+
+/// 1.0.0 `packet` records.
+pub(crate) const PACKET_LAYOUT: Layout = Layout {
+    stride: 88,
+    payload: 72,
+};
+
+/// 1.2.0 flat entries (24 u32 words, payload in words 17 and 18).
+pub(crate) const FLAT_LAYOUT: Layout = Layout {
+    stride: 96,
+    payload: 68,
+};
+
+impl InspectorAbi {
+    pub(crate) fn layout(self) -> Layout {
+        match self {
+            InspectorAbi::Flat => FLAT_LAYOUT,
+            _ => PACKET_LAYOUT,
+        }
+    }
 }
 
 /// Everything the WAT generator needs.
@@ -214,6 +249,20 @@ pub(crate) fn core_wat(spec: &CoreSpec) -> String {
     (call $finish))"#,
             describe = spec.describe_body
         ),
+        InspectorAbi::Flat => format!(
+            r#"
+  (func (export "sandgate:pattern/flat-inspector@{v}#describe") (result i32)
+    {describe})
+  (func (export "sandgate:pattern/flat-inspector@{v}#inspect")
+        (param $data i32) (param $data_len i32) (param $entries i32) (param $words i32)
+        (param $bd i32) (param $bwords i32) (result i32)
+    (global.set $bufs (local.get $bd))
+    (global.set $nbufs (i32.div_u (local.get $bwords) (i32.const 3)))
+    (call $run (local.get $data) (local.get $data_len) (local.get $entries)
+      (i32.div_u (local.get $words) (i32.const 24)))
+    (call $finish))"#,
+            describe = spec.describe_body
+        ),
         InspectorAbi::None => String::new(),
     };
     format!(
@@ -228,6 +277,8 @@ pub(crate) fn core_wat(spec: &CoreSpec) -> String {
   (global $nhits (mut i32) (i32.const 0))
   (global $err_ptr (mut i32) (i32.const 0))
   (global $err_len (mut i32) (i32.const -1))
+  (global $bufs (mut i32) (i32.const 0))
+  (global $nbufs (mut i32) (i32.const 0))
 
   ;; Bump allocator; the heap is reset after every inspect call.
   (func $realloc (export "cabi_realloc")
@@ -306,7 +357,7 @@ pub(crate) fn core_wat(spec: &CoreSpec) -> String {
 
   ;; The variable part: runs over the batch and calls $hit / $fail.
   (func $run (param $buf i32) (param $buf_len i32) (param $pkts i32) (param $n i32)
-    (local $i i32) (local $p i32) (local $x i32)
+    (local $i i32) (local $p i32) (local $x i32) (local $k i32) (local $end i32)
     {inspect})
 
   ;; Writes result<list<hit>, string> to the return area, resets the heap.
@@ -336,13 +387,14 @@ pub(crate) fn core_wat(spec: &CoreSpec) -> String {
 
 /// WAT that runs `body` for every packet: `$i` is the index, `$p` the
 /// packet's address; `(call $payload)`-style access is spelled out inline.
-pub(crate) fn for_each_packet(body: &str) -> String {
+pub(crate) fn for_each_packet(layout: Layout, body: &str) -> String {
+    let stride = layout.stride;
     format!(
         r#"(local.set $i (i32.const 0))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $p (i32.add (local.get $pkts) (i32.mul (local.get $i) (i32.const 88))))
+        (local.set $p (i32.add (local.get $pkts) (i32.mul (local.get $i) (i32.const {stride}))))
         {body}
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))"#
@@ -350,9 +402,35 @@ pub(crate) fn for_each_packet(body: &str) -> String {
 }
 
 /// WAT expression: 1 when packet `$p`'s payload contains the `len` bytes at `ptr`.
-pub(crate) fn payload_contains(ptr: u32, len: u32) -> String {
+pub(crate) fn payload_contains(layout: Layout, ptr: u32, len: u32) -> String {
+    let (off, len_off) = (layout.payload, layout.payload + 4);
     format!(
-        "(call $contains (i32.add (local.get $buf) (i32.load offset=72 (local.get $p))) \
-         (i32.load offset=76 (local.get $p)) (i32.const {ptr}) (i32.const {len}))"
+        "(call $contains (i32.add (local.get $buf) (i32.load offset={off} (local.get $p))) \
+         (i32.load offset={len_off} (local.get $p)) (i32.const {ptr}) (i32.const {len}))"
+    )
+}
+
+/// WAT (flat entries only) that runs `body` for every buffer descriptor of
+/// entry `$p` with id `id`: `$k` is the descriptor's address.
+pub(crate) fn for_each_buffer(id: u32, body: &str) -> String {
+    format!(
+        r#"(local.set $k (i32.add (global.get $bufs) (i32.mul (i32.load offset=84 (local.get $p)) (i32.const 12))))
+        (local.set $end (i32.add (local.get $k) (i32.mul (i32.load offset=88 (local.get $p)) (i32.const 12))))
+        (block $bdone
+          (loop $bnext
+            (br_if $bdone (i32.ge_u (local.get $k) (local.get $end)))
+            (if (i32.eq (i32.load (local.get $k)) (i32.const {id}))
+              (then {body}))
+            (local.set $k (i32.add (local.get $k) (i32.const 12)))
+            (br $bnext)))"#
+    )
+}
+
+/// WAT expression: 1 when the buffer at descriptor `$k` contains the `len`
+/// bytes at `ptr`.
+pub(crate) fn buffer_contains(ptr: u32, len: u32) -> String {
+    format!(
+        "(call $contains (i32.add (local.get $buf) (i32.load offset=4 (local.get $k))) \
+         (i32.load offset=8 (local.get $k)) (i32.const {ptr}) (i32.const {len}))"
     )
 }

@@ -4,7 +4,9 @@
 //! `testkit/abi.rs`), the world is embedded with
 //! `wit_component::embed_component_metadata`, and `ComponentEncoder` turns it
 //! into a validated component. [`ips_component`] builds a configurable IPS
-//! module, [`av_component`] a configurable AV module (1.1.0 `scanner`); the other builders produce one refusal case each for the
+//! module, [`flat_component`] the same on the 1.2.0 `flat-inspector` (with
+//! application buffers), [`av_component`] a configurable AV module (1.1.0
+//! `scanner`); the other builders produce one refusal case each for the
 //! load-check tests; [`batch`] builds a [`Batch`] from payloads.
 //!
 //! For tests only: these modules are deliberately naive (bump allocator, byte
@@ -42,6 +44,16 @@ pub enum InspectBody {
     NoHits,
     /// Reports `rule` for every packet whose payload contains `needle`.
     MatchBytes {
+        /// Bytes to look for.
+        needle: Vec<u8>,
+        /// Rule index to report.
+        rule: u32,
+    },
+    /// Flat modules only ([`flat_component`]): reports `rule` for every
+    /// entry with an application buffer `id` containing `needle`.
+    MatchBuffer {
+        /// Buffer id (1 = `http.uri`, ...).
+        id: u32,
         /// Bytes to look for.
         needle: Vec<u8>,
         /// Rule index to report.
@@ -277,14 +289,31 @@ fn spec(
         DescribeBody::Unreachable => "unreachable".to_string(),
         DescribeBody::LoopForever => "(loop $l (br $l)) (i32.const 0)".to_string(),
     };
+    let layout = inspector.layout();
     let inspect = match &opts.inspect {
         InspectBody::NoHits => String::new(),
         InspectBody::MatchBytes { needle, rule } => {
             let (ptr, len) = data.bytes(needle);
-            abi::for_each_packet(&format!(
-                "(if {} (then (call $hit (local.get $i) (i32.const {rule}))))",
-                abi::payload_contains(ptr, len)
-            ))
+            abi::for_each_packet(
+                layout,
+                &format!(
+                    "(if {} (then (call $hit (local.get $i) (i32.const {rule}))))",
+                    abi::payload_contains(layout, ptr, len)
+                ),
+            )
+        }
+        InspectBody::MatchBuffer { id, needle, rule } => {
+            let (ptr, len) = data.bytes(needle);
+            abi::for_each_packet(
+                layout,
+                &abi::for_each_buffer(
+                    *id,
+                    &format!(
+                        "(if {} (then (call $hit (local.get $i) (i32.const {rule}))))",
+                        abi::buffer_contains(ptr, len)
+                    ),
+                ),
+            )
         }
         InspectBody::Hits(hits) => hits
             .iter()
@@ -315,13 +344,16 @@ fn spec(
         InspectBody::Recurse => "(drop (call $recurse (i32.const 0)))".to_string(),
         InspectBody::FlowCounter { trap_on } => {
             let (ptr, len) = data.bytes(trap_on);
-            abi::for_each_packet(&format!(
-                "(if {} (then unreachable))
+            abi::for_each_packet(
+                layout,
+                &format!(
+                    "(if {} (then unreachable))
         (local.set $x (call $flow_get_u8 (i64.load (local.get $p))))
         (drop (call $flow_set_u8 (i64.load (local.get $p)) (i32.add (local.get $x) (i32.const 1))))
         (call $hit (local.get $i) (local.get $x))",
-                abi::payload_contains(ptr, len)
-            ))
+                    abi::payload_contains(layout, ptr, len)
+                ),
+            )
         }
         InspectBody::Wat(wat) => wat.clone(),
     };
@@ -347,6 +379,30 @@ fn build(opts: &IpsOptions, wit: &[&str], spec: CoreSpec) -> Result<Vec<u8>, Tes
 pub fn ips_component(opts: &IpsOptions) -> Result<Vec<u8>, TestkitError> {
     let wit = wit_with_version(&opts.version);
     build(opts, &[&wit], spec(opts, InspectorAbi::Standard, "", ""))
+}
+
+/// The released 1.2.0 WIT (draft until frozen), byte for byte.
+pub const WIT_1_2_0: &str = include_str!("../../../wit/v1.2.0/pattern.wit");
+
+/// A flat IPS component (world `flat-ips-module`, exporting
+/// `flat-inspector@1.2.0`). `opts.version` is ignored: always 1.2.0.
+/// Entries are walked with the flat layout, so [`InspectBody::MatchBytes`]
+/// and [`InspectBody::FlowCounter`] work as for [`ips_component`], and
+/// [`InspectBody::MatchBuffer`] reads application buffers.
+pub fn flat_component(opts: &IpsOptions) -> Result<Vec<u8>, TestkitError> {
+    let opts = IpsOptions {
+        version: "1.2.0".into(),
+        ..opts.clone()
+    };
+    let component = component_from_wat(
+        &[WIT_1_2_0],
+        "flat-ips-module",
+        &abi::core_wat(&spec(&opts, InspectorAbi::Flat, "", "")),
+    )?;
+    Ok(match &opts.manifest {
+        Some(m) => with_manifest(component, m),
+        None => component,
+    })
 }
 
 /// The well-behaved 1.0.0 module: accepted by an engine offering 1.0.0, and
@@ -375,7 +431,7 @@ pub fn wrong_major() -> Result<Vec<u8>, TestkitError> {
 }
 
 /// Built against `sandgate:pattern@VERSION` with the 1.0.0 functions only
-/// (e.g. `1.2.0`): refused by the minor gate on a 1.0.0 engine.
+/// (e.g. `1.3.0`): refused by the minor gate on an engine without it.
 pub fn newer_minor(version: &str) -> Result<Vec<u8>, TestkitError> {
     ips_component(&IpsOptions {
         version: version.into(),
@@ -383,22 +439,22 @@ pub fn newer_minor(version: &str) -> Result<Vec<u8>, TestkitError> {
     })
 }
 
-/// Built against a hypothetical 1.2.0 that adds `log.flush: func()`, and
+/// Built against a hypothetical 1.3.0 that adds `log.flush: func()`, and
 /// calls it: loads only on an engine that really provides `flush` (none does
-/// yet; 1.1.0 added only the `scanner` interface).
+/// yet; 1.1.0 and 1.2.0 added only exported interfaces).
 pub fn lacks_host_function() -> Result<Vec<u8>, TestkitError> {
     let opts = IpsOptions {
-        version: "1.2.0".into(),
+        version: "1.3.0".into(),
         ..IpsOptions::default()
     };
-    let wit = wit_with_version("1.2.0").replace(
+    let wit = wit_with_version("1.3.0").replace(
         "    log: func(level: level, message: string);",
         "    log: func(level: level, message: string);\n    flush: func();",
     );
     let spec = spec(
         &opts,
         InspectorAbi::Standard,
-        r#"(import "sandgate:pattern/log@1.2.0" "flush" (func $flush))"#,
+        r#"(import "sandgate:pattern/log@1.3.0" "flush" (func $flush))"#,
         "(call $flush)",
     );
     build(&opts, &[&wit], spec)
