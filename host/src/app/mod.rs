@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 
 use crate::flow::Direction;
 
-pub mod ids;
+pub use sandgate_matcher::app as ids;
 
 /// Application protocol of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
