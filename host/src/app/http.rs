@@ -21,9 +21,11 @@ use crate::payload::{Piece, Splitter};
 /// `http.response_body` and `file.data`; the rest is not inspected.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Requests kept waiting for their response; older ones are forgotten
-/// (their responses then pair with nothing).
-const MAX_PENDING: usize = 64;
+/// Requests kept waiting for their response, and their buffers' bytes
+/// together; past either, the oldest are forgotten (their responses then
+/// pair with nothing).
+const MAX_PENDING: usize = 32;
+const MAX_PENDING_BYTES: usize = 256 * 1024;
 
 /// Headers one message may have for `httparse`; a message with more is
 /// not parsed (its bytes still flow through the framing).
@@ -108,8 +110,9 @@ struct Half {
 #[derive(Debug, Default)]
 pub struct HttpFlow {
     halves: [Half; 2],
-    /// (tx id, request-side buffers and fields) of unanswered requests.
+    /// (tx id, request-only buffers and fields) of unanswered requests.
     pending: VecDeque<(u64, Head)>,
+    pending_bytes: usize,
     next_tx: u64,
 }
 
@@ -210,14 +213,28 @@ impl HttpFlow {
         let tx_id = if s == 0 {
             let id = self.next_tx;
             self.next_tx += 1;
-            if self.pending.len() >= MAX_PENDING {
-                self.pending.pop_front();
+            let kept = Head {
+                buffers: parsed
+                    .buffers
+                    .iter()
+                    .filter(|(i, _)| REQUEST_ONLY.contains(i))
+                    .cloned()
+                    .collect(),
+                fields: parsed.fields.clone(),
+            };
+            self.pending_bytes += head_bytes(&kept);
+            self.pending.push_back((id, kept));
+            while self.pending.len() > MAX_PENDING || self.pending_bytes > MAX_PENDING_BYTES {
+                let Some((_, old)) = self.pending.pop_front() else {
+                    break;
+                };
+                self.pending_bytes = self.pending_bytes.saturating_sub(head_bytes(&old));
             }
-            self.pending.push_back((id, parsed.clone()));
             id
         } else {
             match self.pending.pop_front() {
                 Some((id, req)) => {
+                    self.pending_bytes = self.pending_bytes.saturating_sub(head_bytes(&req));
                     merge_request(&mut parsed, &req);
                     id
                 }
@@ -263,6 +280,10 @@ impl HttpFlow {
             }
         }
     }
+}
+
+fn head_bytes(h: &Head) -> usize {
+    h.buffers.iter().map(|(_, b)| b.len()).sum()
 }
 
 fn body_transaction(s: usize, msg: &Message) -> Transaction {
@@ -734,6 +755,25 @@ mod tests {
         assert!(f.push(0, &req).is_empty(), "too many headers: not parsed");
         let ok = f.push(0, b"GET /next HTTP/1.1\r\n\r\n");
         assert_eq!(buf(&ok[0], ids::HTTP_URI).as_deref(), Some("/next"));
+    }
+
+    #[test]
+    fn unanswered_requests_are_bounded() {
+        let mut f = HttpFlow::default();
+        let long = "a".repeat(30 * 1024);
+        for i in 0..40 {
+            f.push(0, format!("GET /{long}{i} HTTP/1.1\r\n\r\n").as_bytes());
+        }
+        assert!(f.pending.len() <= MAX_PENDING);
+        assert!(f.pending_bytes <= MAX_PENDING_BYTES);
+        let r = f.push(1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let uri = buf(&r[0], ids::HTTP_URI_RAW).unwrap_or_default();
+        // Each request keeps ~90 KiB (URI twice, request line): the last two fit.
+        assert!(
+            uri.ends_with("38"),
+            "the oldest kept request: {}",
+            &uri[uri.len() - 4..]
+        );
     }
 
     #[test]
