@@ -1,4 +1,5 @@
-//! Builds the rules-module guest (`patterns/guest`) and the AV-module guest
+//! Builds the rules-module guests (`patterns/guest` for 1.0.0,
+//! `patterns/flat-guest` for 1.2.0) and the AV-module guest
 //! (`patterns/av-guest`) for `wasm32-unknown-unknown` once, when Sandgate
 //! itself is built, so that compiling rules or signatures later never needs
 //! rustc: the compiler only appends data to these prebuilt modules.
@@ -18,6 +19,8 @@ fn main() {
     for path in [
         "patterns/guest/src",
         "patterns/guest/Cargo.toml",
+        "patterns/flat-guest/src",
+        "patterns/flat-guest/Cargo.toml",
         "patterns/av-guest/src",
         "patterns/av-guest/Cargo.toml",
         "patterns/matcher/src",
@@ -36,6 +39,8 @@ fn main() {
         "--locked",
         "-p",
         "sandgate-rules-guest",
+        "-p",
+        "sandgate-flat-guest",
         "-p",
         "sandgate-av-guest",
         "--target",
@@ -75,7 +80,11 @@ fn main() {
              run `rustup target add wasm32-unknown-unknown`; the README's test command does this)"
         );
     }
-    for name in ["sandgate_rules_guest.wasm", "sandgate_av_guest.wasm"] {
+    for name in [
+        "sandgate_rules_guest.wasm",
+        "sandgate_flat_guest.wasm",
+        "sandgate_av_guest.wasm",
+    ] {
         let wasm = target_dir.join("wasm32-unknown-unknown/guest").join(name);
         std::fs::copy(&wasm, out_dir.join(name))
             .unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));

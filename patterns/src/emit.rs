@@ -21,6 +21,12 @@ use wasmparser::{Parser, Payload};
 pub const GUEST_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_rules_guest.wasm"));
 
+/// The prebuilt 1.2.0 matcher guest (`patterns/flat-guest`, world
+/// `flat-ips-module`): the same matcher on the flat batch, with
+/// application-layer buffers.
+pub const FLAT_GUEST_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_flat_guest.wasm"));
+
 /// The prebuilt AV guest (`patterns/av-guest`, world `av-module`).
 pub const AV_GUEST_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sandgate_av_guest.wasm"));
@@ -68,6 +74,19 @@ pub fn rules_component(set: &RuleSet, manifest: &ModuleManifest) -> Result<Vec<u
         .to_bytes()
         .map_err(|e| EmitError::Serialize(e.to_string()))?;
     let core = embed_data(GUEST_WASM, [MAGIC0, MAGIC1], &blob)?;
+    wrap(&core, manifest)
+}
+
+/// Build the 1.2.0 (`flat-inspector`) component for `set`: the variant
+/// that can carry application-layer rules.
+pub fn flat_rules_component(
+    set: &RuleSet,
+    manifest: &ModuleManifest,
+) -> Result<Vec<u8>, EmitError> {
+    let blob = set
+        .to_bytes()
+        .map_err(|e| EmitError::Serialize(e.to_string()))?;
+    let core = embed_data(FLAT_GUEST_WASM, [MAGIC0, MAGIC1], &blob)?;
     wrap(&core, manifest)
 }
 

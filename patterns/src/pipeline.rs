@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::av::{compile_databases, AvError, AvSkip, DbFile, CLAMAV_FLEVEL};
 use crate::bundle::{Bundle, ModuleEntry};
 use crate::compile::{compile_rules, Skipped};
-use crate::emit::{av_component, rules_component, EmitError, ModuleManifest};
+use crate::emit::{av_component, flat_rules_component, rules_component, EmitError, ModuleManifest};
 use crate::rules::{RuleSource, Vars};
 
 /// The interface version IPS modules built here need (the oldest with
@@ -22,6 +22,11 @@ pub const INTERFACE_VERSION: &str = "1.0.0";
 
 /// The interface version AV modules need: the `scanner` came with 1.1.0.
 pub const AV_INTERFACE_VERSION: &str = "1.1.0";
+
+/// Interface of the rules variant that carries every rule, the
+/// application-layer ones (HTTP/DNS/TLS buffers) included: the 1.2.0
+/// `flat-inspector`.
+pub const APP_INTERFACE_VERSION: &str = "1.2.0";
 
 /// Module id of the AV module a build produces.
 pub const AV_MODULE_ID: &str = "av-signatures";
@@ -51,6 +56,20 @@ pub struct BuildReport {
     pub skipped: Vec<Skipped>,
     /// The AV module, when databases were given.
     pub av: Option<AvReport>,
+    /// Per rules variant: its interface, how many rules it holds and why
+    /// the compiled rules it lacks were left out.
+    pub variants: Vec<VariantReport>,
+}
+
+/// What one variant of the rules module holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantReport {
+    /// Interface version (`1.0.0`, `1.2.0`).
+    pub interface: String,
+    /// Rules compiled into it.
+    pub rules: usize,
+    /// Compiled rules left out of it, grouped: (reason, count).
+    pub left_out: Vec<(String, usize)>,
 }
 
 /// What went into the AV module and what was left out.
@@ -134,6 +153,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let version = opts.bundle_version.unwrap_or(created);
     let mut modules = Vec::new();
     let (mut rules_total, mut rules_compiled, mut skipped) = (0, 0, Vec::new());
+    let mut variants = Vec::new();
     if !rule_texts.is_empty() {
         let sources: Vec<RuleSource<'_>> = rule_texts
             .iter()
@@ -149,6 +169,36 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             id: opts.module_id.clone(),
             source,
         };
+        let (packet_set, left_out) = without_app_rules(&compiled.set);
+        // The 1.0.0 variant: every rule that needs no application layer.
+        if !packet_set.rules.is_empty() {
+            let content = packet_set
+                .to_bytes()
+                .map_err(|e| emit_err(EmitError::Serialize(e.to_string())))?;
+            let manifest = manifest(
+                &opts.module_id,
+                version,
+                "ips",
+                INTERFACE_VERSION,
+                packet_set.rules.len(),
+                &content,
+            );
+            let component = rules_component(&packet_set, &manifest).map_err(emit_err)?;
+            modules.push((entry(&manifest), component));
+        }
+        variants.push(VariantReport {
+            interface: INTERFACE_VERSION.into(),
+            rules: packet_set.rules.len(),
+            left_out: if left_out == 0 {
+                Vec::new()
+            } else {
+                vec![(
+                    "needs application-layer buffers or an app protocol (interface 1.2.0)".into(),
+                    left_out,
+                )]
+            },
+        });
+        // The 1.2.0 variant: every rule, on the flat batch.
         let content = compiled
             .set
             .to_bytes()
@@ -157,12 +207,17 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             &opts.module_id,
             version,
             "ips",
-            INTERFACE_VERSION,
+            APP_INTERFACE_VERSION,
             rules_compiled,
             &content,
         );
-        let component = rules_component(&compiled.set, &manifest).map_err(emit_err)?;
+        let component = flat_rules_component(&compiled.set, &manifest).map_err(emit_err)?;
         modules.push((entry(&manifest), component));
+        variants.push(VariantReport {
+            interface: APP_INTERFACE_VERSION.into(),
+            rules: rules_compiled,
+            left_out: Vec::new(),
+        });
         skipped = compiled.skipped;
     }
     let mut av = None;
@@ -205,7 +260,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         rules_compiled,
         skipped,
         av,
+        variants,
     })
+}
+
+/// The rule set without its application-layer rules (for the 1.0.0
+/// variant), and how many were left out. Flowbit numbering is kept, so both
+/// variants store the same per-flow state.
+pub fn without_app_rules(set: &sandgate_matcher::RuleSet) -> (sandgate_matcher::RuleSet, usize) {
+    let mut out = set.clone();
+    out.rules.retain(|r| !r.is_app());
+    let left_out = set.rules.len() - out.rules.len();
+    (out, left_out)
 }
 
 fn manifest(

@@ -115,7 +115,9 @@ pub struct Limits {
     /// automaton module is ~1 MiB; the cap bounds parse and compile time.
     pub max_module_bytes: u64,
     /// Linear-memory cap per instance, in bytes (rounded down to 64 KiB
-    /// pages). Default 64 MiB. Growing past it traps the call
+    /// pages). Default 128 MiB: the 1.2.0 variant of the full ET Open
+    /// ruleset (9,400 rules, HTTP/DNS/TLS ones included) needs ~66 MiB for
+    /// its rule data, decoded rules and automata. Growing past it traps the call
     /// ([`FaultKind::MemoryLimit`](crate::FaultKind::MemoryLimit)). Each pool
     /// slot reserves this much virtual address space.
     pub memory_max_bytes: u64,
@@ -147,7 +149,10 @@ pub struct Limits {
     pub fuel_per_call_max: u64,
     /// Fuel for instantiation (start functions). Default 10,000,000.
     pub fuel_instantiate: u64,
-    /// Fuel for the one `describe` call at load time. Default 1,000,000,000.
+    /// Fuel for the one `describe` call at load time. Default
+    /// 5,000,000,000, the same as the warm-up: a rules module decodes its
+    /// rule data and builds its automata in its first call, whichever it is
+    /// (the 1.2.0 variant of the full ET ruleset needs more than 10^9).
     pub fuel_describe: u64,
     /// Fuel for the warm-up call every new instance gets: an `inspect` of an
     /// empty batch, so lazy initialisation (decoding rule data, building
@@ -183,7 +188,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_module_bytes: 64 * MIB,
-            memory_max_bytes: 64 * MIB,
+            memory_max_bytes: 128 * MIB,
             table_max_elements: 10_000,
             max_wasm_stack: 512 * KIB,
             fuel_per_call_base: 100_000,
@@ -193,7 +198,7 @@ impl Default for Limits {
             fuel_per_byte_max: 20_000,
             fuel_per_call_max: 1_000_000_000,
             fuel_instantiate: 10_000_000,
-            fuel_describe: 1_000_000_000,
+            fuel_describe: 5_000_000_000,
             fuel_warmup: 5_000_000_000,
             fuel_per_scan: 120_000_000_000,
             flow_state_max_bytes: 256,

@@ -120,6 +120,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             sandgate_patterns::pipeline::AV_INTERFACE_VERSION
         );
     }
+    for v in &report.variants {
+        println!(
+            "rules variant for interface {}: {} of {} compiled rules",
+            v.interface, v.rules, report.rules_compiled
+        );
+        for (why, n) in &v.left_out {
+            println!("  {n:>6}  left out: {why}");
+        }
+    }
     if !report.skipped.is_empty() {
         let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
         for s in &report.skipped {

@@ -205,7 +205,28 @@ pub fn proto_of(id: u32) -> u8 {
 /// content before it, as opposed to a sticky buffer that applies to the
 /// keywords after it.
 pub fn is_legacy_modifier(keyword: &str) -> bool {
-    keyword != "file_data" && TABLE.iter().any(|(_, _, legacy)| *legacy == Some(keyword))
+    keyword.starts_with("http_") && TABLE.iter().any(|(_, _, legacy)| *legacy == Some(keyword))
+}
+
+/// The buffer a pcre buffer flag selects (`U` uri, `I` raw uri, `H` header,
+/// `D` raw header, `M` method, `C` cookie, `P` request body, `S` stat code,
+/// `Y` stat msg, `V` user agent, `W` host, `Q` file data).
+pub fn by_pcre_flag(flag: char) -> Option<u32> {
+    Some(match flag {
+        'U' => HTTP_URI,
+        'I' => HTTP_URI_RAW,
+        'H' => HTTP_HEADER,
+        'D' => HTTP_HEADER_RAW,
+        'M' => HTTP_METHOD,
+        'C' => HTTP_COOKIE,
+        'P' => HTTP_REQUEST_BODY,
+        'S' => HTTP_STAT_CODE,
+        'Y' => HTTP_STAT_MSG,
+        'V' => HTTP_USER_AGENT,
+        'W' => HTTP_HOST,
+        'Q' => FILE_DATA,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -225,6 +246,9 @@ mod tests {
         assert!(is_legacy_modifier("http_uri"));
         assert!(!is_legacy_modifier("http.uri"));
         assert!(!is_legacy_modifier("file_data"));
+        assert!(!is_legacy_modifier("dns_query"));
+        assert_eq!(by_pcre_flag('U'), Some(HTTP_URI));
+        assert_eq!(by_pcre_flag('i'), None);
         assert_eq!(proto_of(DNS_QUERY), proto::DNS);
         assert_eq!(proto_of(FILE_DATA), proto::HTTP);
     }

@@ -86,6 +86,10 @@ impl Eval<'_> {
                 }
                 false
             }
+            Op::Bsize(b) => {
+                let len = buf.len() as u64;
+                b.min <= len && len <= b.max && self.from(ops, i + 1, cursor)
+            }
             Op::IsDataAt(d) => {
                 let n = value(d.at, &self.vars);
                 let len = buf.len() as i64;

@@ -8,7 +8,7 @@ pub use crate::header::{BitsModifier, Check, IpOption, NumCond};
 pub use crate::pcre::Regex;
 
 /// Format version of the serialised [`RuleSet`]; bumped on any layout change.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Most `byte_extract` variables one rule may define.
 pub const MAX_VARS: usize = 8;
@@ -363,6 +363,28 @@ pub enum Op {
     ByteTest(ByteTest),
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
+    /// `bsize` / `urilen`: the buffer's length lies in `min..=max`.
+    Bsize(Bsize),
+}
+
+/// `bsize:N`, `bsize:<N`, `bsize:>N`, `bsize:N<>M` (and `urilen`, the same
+/// on the URI buffer): inclusive bounds on the length of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bsize {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// The payload conditions of a rule on one application-layer buffer
+/// (1.2.0): `ops` in rule order, evaluated with their own cursor, so
+/// `distance`/`within` are relative to the previous match in the same
+/// buffer. For a buffer with several instances (`dns.query`, one per name)
+/// the conditions hold when they hold on any instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferOps {
+    /// Buffer id ([`crate::app`]).
+    pub id: u32,
+    pub ops: Vec<Op>,
 }
 
 impl Op {
@@ -376,6 +398,7 @@ impl Op {
             Op::ByteTest(b) => b.read.relative,
             Op::ByteJump(b) => b.read.relative,
             Op::ByteExtract(b) => b.read.relative,
+            Op::Bsize(_) => false,
         }
     }
 }
@@ -417,6 +440,21 @@ pub struct Rule {
     pub ops: Vec<Op>,
     /// The literal the prefilter looks for (lower-cased; matched without
     /// case), or `None` when the rule has no positive content and must be
-    /// evaluated on every packet.
+    /// evaluated on every packet. For an application-layer rule it may come
+    /// from a buffer's content; the prefilter then scans the buffers too.
     pub prefilter: Option<Vec<u8>>,
+    /// Application protocol the rule needs (`alert http ...`; codes of
+    /// [`crate::app::proto`]), 0 for none.
+    pub app_proto: u8,
+    /// Conditions on application-layer buffers (1.2.0), per buffer.
+    pub buffers: Vec<BufferOps>,
+}
+
+impl Rule {
+    /// Whether the rule needs application-layer data (an app protocol or a
+    /// buffer): it is evaluated only on transaction entries, and only
+    /// modules built for interface 1.2.0 can carry it.
+    pub fn is_app(&self) -> bool {
+        self.app_proto != 0 || !self.buffers.is_empty()
+    }
 }

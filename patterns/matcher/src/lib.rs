@@ -35,12 +35,12 @@ pub mod pcre;
 
 pub use flowbits::{FlowStore, MemoryFlowStore, NoFlowStore};
 pub use ir::{
-    Action, BitsModifier, ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest, Check, Content,
-    Endian, FlowCond, FlowbitAction, FlowbitCheck, FormatError, IpOption, IpSet, IsDataAt,
-    JumpFrom, NumBase, NumCond, Op, Pcre, PortSet, Proto, Rule, RuleMeta, RuleSet, Threshold,
-    ThresholdKind, TrackBy, Value,
+    Action, BitsModifier, Bsize, BufferOps, ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest,
+    Check, Content, Endian, FlowCond, FlowbitAction, FlowbitCheck, FormatError, IpOption, IpSet,
+    IsDataAt, JumpFrom, NumBase, NumCond, Op, Pcre, PortSet, Proto, Rule, RuleMeta, RuleSet,
+    Threshold, ThresholdKind, TrackBy, Value,
 };
-pub use matcher::{Direction, Matcher, PacketView, Scratch};
+pub use matcher::{AppView, Direction, Matcher, PacketView, Scratch};
 
 /// Bit in [`PacketView::flow_flags`]: the flow is established.
 pub const FLOW_ESTABLISHED: u32 = 1;

@@ -9,7 +9,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::content::eval_ops;
 use crate::flowbits::{names_tag, Bits, FlowStore, NoFlowStore};
-use crate::ir::{FlowbitAction, FlowbitCheck, Rule, RuleSet};
+use crate::ir::{FlowCond, FlowbitAction, FlowbitCheck, Rule, RuleSet};
 use crate::{FLOW_ESTABLISHED, FLOW_STREAM};
 
 /// Which side of a flow sent a packet.
@@ -46,6 +46,16 @@ pub struct PacketView<'a> {
     pub payload: &'a [u8],
 }
 
+/// The application-layer side of a transaction entry (1.2.0): its app
+/// protocol and its parsed buffers as `(buffer id, bytes)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppView<'a> {
+    /// [`crate::app::proto`] code, 0 for none.
+    pub proto: u8,
+    /// The entry's buffers; an id may appear more than once (`dns.query`).
+    pub buffers: &'a [(u32, &'a [u8])],
+}
+
 /// Reusable per-caller working memory, so matching allocates nothing per
 /// packet once warmed up.
 #[derive(Debug, Default)]
@@ -60,16 +70,87 @@ pub struct Scratch {
 #[derive(Debug)]
 pub struct Matcher {
     set: RuleSet,
-    prefilter: Option<AhoCorasick>,
-    /// Prefilter pattern id → rules that use it as their fast pattern.
-    pattern_rules: Vec<Vec<u32>>,
-    /// Rules evaluated on every packet (no prefilter literal).
-    always: Vec<u32>,
+    /// Packet and stream rules (no application-layer data).
+    packet: Prefilter,
+    /// Application-layer rules, evaluated on transaction entries only; the
+    /// prefilter scans the entry's payload and every buffer.
+    app: Prefilter,
     /// Per rule: its flowbits evaluation rank (0 runs first); empty when
     /// no rule uses flowbits.
     rank: Vec<u8>,
     /// Tag of the flowbit numbering, stored with each flow's state.
     tag: [u8; 4],
+}
+
+/// One multi-pattern prefilter over a group of rules.
+#[derive(Debug, Default)]
+struct Prefilter {
+    automaton: Option<AhoCorasick>,
+    /// Pattern id → rules that use it as their fast pattern.
+    pattern_rules: Vec<Vec<u32>>,
+    /// Rules evaluated on every entry (no prefilter literal).
+    always: Vec<u32>,
+}
+
+impl Prefilter {
+    fn new<'r>(rules: impl Iterator<Item = (u32, &'r Rule)>) -> Result<Self, BuildError> {
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut index = std::collections::HashMap::<Vec<u8>, usize>::new();
+        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
+        let mut always = Vec::new();
+        for (i, rule) in rules {
+            match &rule.prefilter {
+                Some(lit) if !lit.is_empty() => {
+                    let id = *index.entry(lit.clone()).or_insert_with(|| {
+                        literals.push(lit.clone());
+                        pattern_rules.push(Vec::new());
+                        literals.len() - 1
+                    });
+                    pattern_rules[id].push(i);
+                }
+                _ => always.push(i),
+            }
+        }
+        let automaton = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&literals)
+                    .map_err(|e| BuildError(e.to_string()))?,
+            )
+        };
+        Ok(Prefilter {
+            automaton,
+            pattern_rules,
+            always,
+        })
+    }
+
+    /// Adds the rules whose literal occurs in `hay` to the candidates.
+    fn scan(&self, hay: &[u8], stamp: &mut [u32], generation: u32, candidates: &mut Vec<u32>) {
+        let Some(ac) = &self.automaton else {
+            return;
+        };
+        if hay.is_empty() {
+            return;
+        }
+        for m in ac.find_overlapping_iter(hay) {
+            let Some(rules) = self.pattern_rules.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            for &r in rules {
+                if let Some(s) = stamp.get_mut(r as usize) {
+                    if *s != generation {
+                        *s = generation;
+                        candidates.push(r);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Error building the prefilter automaton.
@@ -87,35 +168,9 @@ impl std::error::Error for BuildError {}
 impl Matcher {
     /// Build the prefilter for `set`.
     pub fn new(set: RuleSet) -> Result<Self, BuildError> {
-        let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut index = std::collections::HashMap::<Vec<u8>, usize>::new();
-        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
-        let mut always = Vec::new();
-        for (i, rule) in set.rules.iter().enumerate() {
-            let i = i as u32;
-            match &rule.prefilter {
-                Some(lit) if !lit.is_empty() => {
-                    let id = *index.entry(lit.clone()).or_insert_with(|| {
-                        literals.push(lit.clone());
-                        pattern_rules.push(Vec::new());
-                        literals.len() - 1
-                    });
-                    pattern_rules[id].push(i);
-                }
-                _ => always.push(i),
-            }
-        }
-        let prefilter = if literals.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-                    .map_err(|e| BuildError(e.to_string()))?,
-            )
-        };
+        let indexed = || set.rules.iter().enumerate().map(|(i, r)| (i as u32, r));
+        let packet = Prefilter::new(indexed().filter(|(_, r)| !r.is_app()))?;
+        let app = Prefilter::new(indexed().filter(|(_, r)| r.is_app()))?;
         let uses_flowbits = set
             .rules
             .iter()
@@ -138,9 +193,8 @@ impl Matcher {
         let tag = names_tag(&set.flowbits);
         Ok(Matcher {
             set,
-            prefilter,
-            pattern_rules,
-            always,
+            packet,
+            app,
             rank,
             tag,
         })
@@ -166,6 +220,29 @@ impl Matcher {
         store: &mut dyn FlowStore,
         out: &mut Vec<u32>,
     ) {
+        self.matches_entry(pkt, None, scratch, store, out);
+    }
+
+    /// Whether the rule set has application-layer rules (so a 1.2.0 module
+    /// needs the transaction entries).
+    pub fn has_app_rules(&self) -> bool {
+        self.app.automaton.is_some() || !self.app.always.is_empty()
+    }
+
+    /// [`Matcher::matches_with`] for one entry of a 1.2.0 batch: with `app`
+    /// `None` (a packet or stream chunk) only rules without application-layer
+    /// data run, exactly as in 1.0.0; with `app` set (a transaction entry,
+    /// flagged [`crate::FLOW_APP_TX`]) only application-layer rules run, their
+    /// buffer conditions on `app.buffers` and their other payload conditions
+    /// on the entry's payload (the raw transaction bytes).
+    pub fn matches_entry(
+        &self,
+        pkt: &PacketView<'_>,
+        app: Option<&AppView<'_>>,
+        scratch: &mut Scratch,
+        store: &mut dyn FlowStore,
+        out: &mut Vec<u32>,
+    ) {
         let n = self.set.rules.len();
         if scratch.stamp.len() != n {
             scratch.stamp = vec![0; n];
@@ -177,26 +254,25 @@ impl Matcher {
             scratch.generation = 1;
         }
         let generation = scratch.generation;
-        scratch.candidates.clear();
-        scratch.candidates.extend_from_slice(&self.always);
-        if let (Some(ac), false) = (&self.prefilter, pkt.payload.is_empty()) {
-            for m in ac.find_overlapping_iter(pkt.payload) {
-                let Some(rules) = self.pattern_rules.get(m.pattern().as_usize()) else {
-                    continue;
-                };
-                for &r in rules {
-                    if let Some(s) = scratch.stamp.get_mut(r as usize) {
-                        if *s != generation {
-                            *s = generation;
-                            scratch.candidates.push(r);
-                        }
-                    }
-                }
+        let group = if app.is_some() {
+            &self.app
+        } else {
+            &self.packet
+        };
+        let Scratch {
+            candidates,
+            bits,
+            stamp,
+            ..
+        } = scratch;
+        candidates.clear();
+        candidates.extend_from_slice(&group.always);
+        group.scan(pkt.payload, stamp, generation, candidates);
+        if let Some(app) = app {
+            for (_, bytes) in app.buffers {
+                group.scan(bytes, stamp, generation, candidates);
             }
         }
-        let Scratch {
-            candidates, bits, ..
-        } = scratch;
         if self.rank.is_empty() {
             candidates.sort_unstable();
         } else {
@@ -209,7 +285,11 @@ impl Matcher {
             let Some(rule) = self.set.rules.get(r as usize) else {
                 continue;
             };
-            if !rule_matches_bits(rule, pkt, bits) {
+            let matched = match app {
+                None => rule_matches_bits(rule, pkt, bits),
+                Some(app) => app_rule_matches(rule, pkt, app, bits),
+            };
+            if !matched {
                 continue;
             }
             if pkt.flow_id != 0 {
@@ -253,6 +333,34 @@ fn rule_matches_bits(rule: &Rule, pkt: &PacketView<'_>, bits: &Bits) -> bool {
         && rule.checks.iter().all(|c| c.holds(pkt))
         && flowbits_hold(rule, pkt, bits)
         && payload_matches(rule, pkt, on_stream)
+}
+
+/// Every condition of an application-layer rule on a transaction entry:
+/// the app protocol (when the rule names one), the header and flow, the
+/// payload conditions on the raw transaction bytes and each buffer's
+/// conditions on that buffer (any instance).
+fn app_rule_matches(rule: &Rule, pkt: &PacketView<'_>, app: &AppView<'_>, bits: &Bits) -> bool {
+    (rule.app_proto == 0 || rule.app_proto == app.proto)
+        && header_matches(rule, pkt)
+        && flow_matches_app(rule, pkt)
+        && rule.checks.iter().all(|c| c.holds(pkt))
+        && flowbits_hold(rule, pkt, bits)
+        && eval_ops(&rule.ops, pkt.payload)
+        && rule.buffers.iter().all(|b| {
+            app.buffers
+                .iter()
+                .any(|(id, bytes)| *id == b.id && eval_ops(&b.ops, bytes))
+        })
+}
+
+/// `flow` on a transaction entry: direction and established as on packets;
+/// the stream options do not apply (a transaction is parsed from the stream).
+fn flow_matches_app(rule: &Rule, pkt: &PacketView<'_>) -> bool {
+    let f = FlowCond {
+        stream: None,
+        ..rule.flow
+    };
+    flow_matches_cond(&f, pkt)
 }
 
 /// Whether a rule is inspected on reassembled stream chunks as well as on
@@ -310,7 +418,10 @@ fn header_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
 }
 
 fn flow_matches(rule: &Rule, pkt: &PacketView<'_>) -> bool {
-    let f = &rule.flow;
+    flow_matches_cond(&rule.flow, pkt)
+}
+
+fn flow_matches_cond(f: &FlowCond, pkt: &PacketView<'_>) -> bool {
     if let Some(to_server) = f.to_server {
         let want = if to_server {
             Direction::ToServer

@@ -17,8 +17,8 @@ use std::fmt;
 
 use sandgate_matcher::flowbits::MAX_FLOWBITS;
 use sandgate_matcher::{
-    Action as MAction, Content, FlowCond, FlowbitAction, FlowbitCheck, IpSet, Op, PortSet, Proto,
-    Rule, RuleMeta, RuleSet, Value,
+    app, Action as MAction, Bsize, BufferOps, Content, FlowCond, FlowbitAction, FlowbitCheck,
+    IpSet, Op, PortSet, Proto, Rule, RuleMeta, RuleSet, Value,
 };
 
 use crate::rules::{parse_rules, Action, ParsedRule, Protocol, RuleOption, RuleSource, Vars};
@@ -74,6 +74,9 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "threshold",
     "detection_filter",
     "target",
+    "pkt_data",
+    "urilen",
+    "bsize",
 ];
 
 /// Why a rule was left out of the compiled set.
@@ -286,6 +289,10 @@ pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
 #[derive(Debug, Default)]
 struct RuleBuilder {
     ops: Vec<Op>,
+    /// Per op in `ops`: the buffer it applies to (0 = the payload).
+    bufs: Vec<u32>,
+    /// The sticky buffer in effect (0 = the payload, after `pkt_data`).
+    sticky: u32,
     /// `byte_extract` variable names, by slot.
     vars: Vec<String>,
     checks: Vec<sandgate_matcher::Check>,
@@ -295,6 +302,26 @@ struct RuleBuilder {
 }
 
 impl RuleBuilder {
+    /// Tags ops pushed since the last call with the sticky buffer.
+    fn sync_buffers(&mut self) {
+        while self.bufs.len() < self.ops.len() {
+            self.bufs.push(self.sticky);
+        }
+    }
+
+    /// Moves the last content (a legacy modifier such as `http_uri`) into
+    /// buffer `id`.
+    fn retag_last_content(&mut self, kw: &str, id: u32) -> Result<(), SkipReason> {
+        self.sync_buffers();
+        let i = self
+            .ops
+            .iter()
+            .rposition(|op| matches!(op, Op::Content(_)))
+            .ok_or_else(|| bad(kw, "no content before it"))?;
+        self.bufs[i] = id;
+        Ok(())
+    }
+
     /// The most recent `content`, which modifiers apply to.
     fn last_content(&mut self, kw: &str) -> Result<&mut Content, SkipReason> {
         self.ops
@@ -330,6 +357,9 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
         Protocol::Udp => Proto::Udp,
         Protocol::Icmp => Proto::Icmp,
         Protocol::AppLayer(name) => match name.as_str() {
+            // Application protocols with a parser in interface 1.2.0.
+            "http" | "http1" | "tls" => Proto::Tcp,
+            "dns" => Proto::Ip,
             // Packet-level variants Suricata accepts in the protocol field.
             "tcp-pkt" | "tcp-stream" => Proto::Tcp,
             "icmpv4" => Proto::Icmp4,
@@ -366,12 +396,57 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
             _ => {}
         }
     }
+    let app_proto = match &p.protocol {
+        Protocol::AppLayer(name) => match name.as_str() {
+            "http" | "http1" => app::proto::HTTP,
+            "dns" => app::proto::DNS,
+            "tls" => app::proto::TLS,
+            _ => app::proto::NONE,
+        },
+        _ => app::proto::NONE,
+    };
     let mut b = RuleBuilder::default();
     let mut threshold_kw: Option<&str> = None;
     for opt in &p.options {
         let kw = opt.keyword.as_str();
         let value = || opt.value.as_deref().unwrap_or("").trim();
+        b.sync_buffers();
         match kw {
+            "pkt_data" => b.sticky = 0,
+            _ if app::is_legacy_modifier(kw) => {
+                let id = app::by_keyword(kw).unwrap_or(0);
+                b.retag_last_content(kw, id)?;
+            }
+            _ if app::by_keyword(kw).is_some() => {
+                b.sticky = app::by_keyword(kw).unwrap_or(0);
+            }
+            "urilen" => {
+                let raw = value().split(',').nth(1).map(str::trim);
+                let id = match raw {
+                    Some("raw") => app::HTTP_URI_RAW,
+                    Some("norm") | None => app::HTTP_URI,
+                    Some(other) => return Err(bad(kw, format!("unknown option `{other}`"))),
+                };
+                let range = size_range(kw, value().split(',').next().unwrap_or(""))?;
+                b.ops.push(Op::Bsize(range));
+                b.bufs.push(id);
+            }
+            "bsize" => {
+                if b.sticky == 0 {
+                    return Err(bad(kw, "needs a sticky buffer before it"));
+                }
+                b.ops.push(Op::Bsize(size_range(kw, value())?));
+            }
+            "pcre" => {
+                let (opt, id) = pcre_buffer(opt)?;
+                payload::lower(kw, &opt, &mut b)?;
+                if let Some(id) = id {
+                    b.sync_buffers();
+                    if let Some(last) = b.bufs.last_mut() {
+                        *last = id;
+                    }
+                }
+            }
             "msg" => meta.msg = value().to_string(),
             "sid" => sid = Some(parse_num::<u32>(kw, value())?),
             "rev" => meta.rev = parse_num(kw, value())?,
@@ -404,7 +479,7 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
                 };
                 apply_modifier(kw, v, b.last_content(kw)?)?;
             }
-            "pcre" | "isdataat" | "byte_test" | "byte_jump" | "byte_extract" => {
+            "isdataat" | "byte_test" | "byte_jump" | "byte_extract" => {
                 payload::lower(kw, opt, &mut b)?
             }
             "threshold" | "detection_filter" => {
@@ -430,12 +505,14 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
         }
     }
     meta.sid = sid.ok_or_else(|| bad("sid", "missing"))?;
+    b.sync_buffers();
     for op in &b.ops {
         if let Op::Content(c) = op {
             check_content(c)?;
         }
     }
     let prefilter = choose_prefilter(&b.ops, b.fast_pattern);
+    let (ops, buffers) = split_buffers(std::mem::take(&mut b.ops), &b.bufs);
     let (flowbit_checks, flowbit_actions) =
         flowbit_names.intern(std::mem::take(&mut b.flowbits))?;
     Ok(Rule {
@@ -459,9 +536,101 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
         flowbit_checks,
         flowbit_actions,
         noalert: b.noalert,
-        ops: b.ops,
+        ops,
         prefilter,
+        app_proto,
+        buffers,
     })
+}
+
+/// Splits the ops by buffer: the payload's ops, then one [`BufferOps`] per
+/// buffer in order of first use, each keeping the rule's order.
+fn split_buffers(ops: Vec<Op>, bufs: &[u32]) -> (Vec<Op>, Vec<BufferOps>) {
+    let mut payload = Vec::new();
+    let mut buffers: Vec<BufferOps> = Vec::new();
+    for (op, &id) in ops
+        .into_iter()
+        .zip(bufs.iter().chain(std::iter::repeat(&0)))
+    {
+        if id == 0 {
+            payload.push(op);
+            continue;
+        }
+        match buffers.iter_mut().find(|b| b.id == id) {
+            Some(b) => b.ops.push(op),
+            None => buffers.push(BufferOps { id, ops: vec![op] }),
+        }
+    }
+    (payload, buffers)
+}
+
+/// `N`, `<N`, `>N`, `N<>M` (exclusive bounds as Suricata reads them) as an
+/// inclusive range.
+fn size_range(kw: &str, v: &str) -> Result<Bsize, SkipReason> {
+    let v = v.trim();
+    let num = |s: &str| parse_num::<u64>(kw, s.trim());
+    let (min, max) = if let Some((lo, hi)) = v.split_once("<>") {
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo >= hi {
+            return Err(bad(kw, format!("empty range `{v}`")));
+        }
+        (lo.saturating_add(1), hi.saturating_sub(1))
+    } else if let Some(n) = v.strip_prefix('<') {
+        let n = num(n.trim_start_matches('='))?;
+        if v.starts_with("<=") {
+            (0, n)
+        } else {
+            (
+                0,
+                n.checked_sub(1)
+                    .ok_or_else(|| bad(kw, "`<0` never holds"))?,
+            )
+        }
+    } else if let Some(n) = v.strip_prefix('>') {
+        let n = num(n.trim_start_matches('='))?;
+        if v.starts_with(">=") {
+            (n, u64::MAX)
+        } else {
+            (n.saturating_add(1), u64::MAX)
+        }
+    } else {
+        let n = num(v)?;
+        (n, n)
+    };
+    Ok(Bsize { min, max })
+}
+
+/// Takes the HTTP buffer flags (`U`, `H`, ...) off a `pcre` value: the
+/// option without them, and the buffer they select. Two different buffer
+/// flags in one pcre are refused.
+fn pcre_buffer(opt: &RuleOption) -> Result<(RuleOption, Option<u32>), SkipReason> {
+    let Some(value) = opt.value.as_deref() else {
+        return Ok((opt.clone(), None));
+    };
+    let Some(slash) = value.rfind('/') else {
+        return Ok((opt.clone(), None));
+    };
+    let (head, flags) = value.split_at(slash + 1);
+    let mut id = None;
+    let mut kept = String::new();
+    for f in flags.chars() {
+        match app::by_pcre_flag(f) {
+            Some(b) if id.is_some_and(|prev| prev != b) => {
+                return Err(SkipReason::UnsupportedFeature {
+                    keyword: "pcre".into(),
+                    what: "two different HTTP buffer flags".into(),
+                })
+            }
+            Some(b) => id = Some(b),
+            None => kept.push(f),
+        }
+    }
+    if id.is_none() {
+        return Ok((opt.clone(), None));
+    }
+    let mut out = opt.clone();
+    out.value = Some(format!("{head}{kept}"));
+    Ok((out, id))
 }
 
 fn parse_num<T: std::str::FromStr>(kw: &str, v: &str) -> Result<T, SkipReason> {
