@@ -418,3 +418,73 @@ fn a_1_0_module_alerts_exactly_as_before_beside_a_1_2_module() {
         "the 1.2 module alerts once for the transaction"
     );
 }
+
+/// The module of `bundle` built for interface `interface`.
+fn variant(report: &sandgate_patterns::pipeline::BuildReport, interface: &str) -> LoadedModule {
+    let bundle = &report.bundle;
+    let (entry, bytes) = bundle
+        .manifest
+        .modules
+        .iter()
+        .zip(&bundle.modules)
+        .find(|(e, _)| e.kind == "ips" && e.interface == interface)
+        .unwrap_or_else(|| panic!("no {interface} variant"));
+    engine().load(&entry.id, bytes).expect("load variant")
+}
+
+#[test]
+fn compiled_app_layer_rules_alert_on_transactions_and_payload_rules_alert_once() {
+    let rules = r#"
+alert http any any -> any any (msg:"admin uri"; flow:to_server,established; http.uri; content:"/admin"; sid:10; rev:1;)
+alert http any any -> any any (msg:"legacy host"; content:"intranet.example"; http_host; sid:11; rev:1;)
+alert dns any any -> any any (msg:"evil query"; dns.query; content:"evil.example"; sid:12; rev:1;)
+alert tls any any -> any any (msg:"bank sni"; tls.sni; content:"bank.example"; sid:13; rev:1;)
+alert tcp any any -> any any (msg:"payload admin"; content:"/admin"; sid:14; rev:1;)
+"#;
+    let report = sandgate_tests::build_rules_text(rules).expect("build");
+    let held: Vec<(String, usize)> = report
+        .variants
+        .iter()
+        .map(|v| (v.interface.clone(), v.rules))
+        .collect();
+    assert_eq!(held, vec![("1.0.0".into(), 1), ("1.2.0".into(), 5)]);
+
+    let mut cap = SynthCapture::new(1_700_000_000_000_000);
+    let mut s = cap.tcp_v4(CLIENT, 40010, SERVER, 80);
+    s.handshake();
+    let head = s.client_sends_segments(&[
+        b"GET /ad",
+        b"min HTTP/1.1\r\nHost: Intranet.Example\r\n\r\n",
+    ]);
+    s.server_ack();
+    s.server_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/admin");
+    s.close();
+    cap.udp_v4(CLIENT, 5353, SERVER, 53, &dns_query(5, "www.evil.example"))
+        .expect("udp");
+    let mut t = cap.tcp_v4(CLIENT, 40011, SERVER, 443);
+    t.handshake();
+    t.client_sends(&client_hello("online.bank.example"));
+    t.close();
+
+    let flat = run(&[variant(&report, "1.2.0")], &cap);
+    let mut got: Vec<(u32, u64)> = flat.iter().map(|a| (a.signature_id, a.pcap_cnt)).collect();
+    got.sort_unstable();
+    let old = run(&[variant(&report, "1.0.0")], &cap);
+    let old_14: Vec<u64> = old.iter().map(|a| a.pcap_cnt).collect();
+    assert!(old.iter().all(|a| a.signature_id == 14), "{:?}", sids(&old));
+    let flat_14: Vec<u64> = got.iter().filter(|g| g.0 == 14).map(|g| g.1).collect();
+    assert_eq!(
+        flat_14, old_14,
+        "the payload rule alerts as in the 1.0 variant"
+    );
+    assert_eq!(sids(&flat).iter().filter(|&&s| s != 14).count(), 4);
+    assert_eq!(by_sid(&flat, 10).pcap_cnt, head.end - 1);
+    let v = eve(by_sid(&flat, 11));
+    assert_eq!(v["app_proto"], "http");
+    assert_eq!(v["http"]["hostname"], "intranet.example");
+    assert_eq!(
+        eve(by_sid(&flat, 12))["dns"]["query"][0]["rrname"],
+        "www.evil.example"
+    );
+    assert_eq!(eve(by_sid(&flat, 13))["tls"]["sni"], "online.bank.example");
+}
