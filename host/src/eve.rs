@@ -79,6 +79,9 @@ pub struct AlertRecord {
     pub severity: u8,
     /// Rule `metadata`, e.g. `{"created_at": ["2024_01_02"]}`.
     pub metadata: Option<serde_json::Value>,
+    /// For a match on an application-layer transaction: `app_proto` and
+    /// the transaction's fields (EVE's `http`/`dns`/`tls` object).
+    pub app: Option<crate::app::AppEve>,
 }
 
 /// Errors writing EVE output; they name the output.
@@ -222,6 +225,10 @@ impl Serialize for EveLine<'_> {
             o.serialize_field("direction", direction)?;
         }
         o.serialize_field("alert", &EveAlert(r))?;
+        if let Some(app) = &r.app {
+            o.serialize_field(app.app_proto, &app.object)?;
+            o.serialize_field("app_proto", app.app_proto)?;
+        }
         o.end()
     }
 }
@@ -276,6 +283,7 @@ impl<T: fmt::Display> Serialize for Collect<T> {
 ///     category: String::new(),
 ///     severity: 3,
 ///     metadata: None,
+///     app: None,
 /// };
 /// let mut eve = EveWriter::new(Vec::new());
 /// eve.write_alert(&alert)?;
@@ -392,7 +400,10 @@ pub fn alert_table(alerts: &[AlertRecord]) -> String {
                     endpoint(a.src_ip, a.src_port, a.proto),
                     endpoint(a.dest_ip, a.dest_port, a.proto)
                 ),
-                a.signature.clone(),
+                match &a.app {
+                    Some(app) => format!("{} [{}]", a.signature, app.summary),
+                    None => a.signature.clone(),
+                },
             ]
         })
         .collect();
@@ -447,6 +458,7 @@ mod tests {
             category: "Web Application Attack".to_string(),
             severity: 1,
             metadata: Some(serde_json::json!({"created_at": ["2024_01_02"]})),
+            app: None,
         }
     }
 

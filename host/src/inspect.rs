@@ -30,6 +30,18 @@
 //! direction's FIN/RST, or its last packet when the flow expires or the
 //! capture ends. An AV fault costs that payload's scan; it never changes a
 //! packet's verdict.
+//!
+//! When a module reads application-layer buffers (interface 1.2.0), the
+//! reassembled TCP directions and UDP datagrams also go through
+//! [`app::AppLayer`]: each transaction it completes becomes an entry flagged
+//! [`FLOW_APP_TX`] (l3 length 0, payload = the raw bytes of that side of the
+//! transaction) right after the packet that completed it, with its parsed
+//! buffers in the batch's [`AppData`]. Every module is called with both; the
+//! runtime hides transaction entries from 1.0.0 modules. A hit on a
+//! transaction entry alerts for the packet that completed it, carries the
+//! transaction's `app_proto` and fields, and — since a transaction is seen
+//! more than once (HTTP head, then body) — at most once per (flow,
+//! transaction, module, rule).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -37,9 +49,11 @@ use std::net::IpAddr;
 
 use sandgate_runtime::wit::sandgate::pattern::types as wt;
 use sandgate_runtime::{
-    FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance, QuarantineConfig, ScanId,
-    ScanInstance, ScanOptions,
+    AppBuffer, AppData, AppProto, FailPolicy, Fault, FaultKind, LoadedModule, ModuleInstance,
+    QuarantineConfig, ScanId, ScanInstance, ScanOptions, FLOW_APP_TX,
 };
+
+use crate::app::{self, AppLayer, Transaction};
 
 use crate::decode::{proto, Decoded};
 use crate::eve::{AlertAction, AlertRecord, DEFAULT_SEVERITY};
@@ -228,12 +242,12 @@ impl ActiveModule {
     /// Inspect a batch with this module's instance, creating it if needed;
     /// counts the call and, on a fault, the fault (which may quarantine or
     /// roll back the module).
-    fn inspect(&mut self, batch: &wt::Batch) -> Result<Vec<wt::Hit>, ()> {
+    fn inspect(&mut self, batch: &wt::Batch, app: &AppData) -> Result<Vec<wt::Hit>, ()> {
         self.calls += 1;
         let result = match &mut self.instance {
-            Some(i) => i.inspect(batch),
+            Some(i) => i.inspect_app(batch, app),
             None => match self.module.instantiate() {
-                Ok(i) => self.instance.insert(i).inspect(batch),
+                Ok(i) => self.instance.insert(i).inspect_app(batch, app),
                 Err(f) => Err(f),
             },
         };
@@ -399,8 +413,19 @@ pub struct Inspector {
     verdicts: Vec<Verdict>,
     /// Per packet of the last flush: a `reject` rule decided its drop.
     rejected: Vec<bool>,
-    /// Per packet of the batch: (module, rule, action) of every hit, once.
-    hits: Vec<Vec<(usize, u32, wt::Action)>>,
+    /// Per packet of the batch: (module, rule, action, transaction) of
+    /// every hit, once; the transaction (an index into `txs`) when the hit
+    /// was on a transaction entry.
+    hits: Vec<Vec<PacketHit>>,
+    /// Application-layer parsing, while some module reads its buffers.
+    app: AppLayer,
+    app_enabled: bool,
+    /// Buffers of the batch's transaction entries.
+    app_data: AppData,
+    /// The batch's transactions: (entry, flow, transaction key, fields).
+    txs: Vec<TxEntry>,
+    /// Per flow: (app proto, tx id, module, rule) already alerted.
+    tx_alerted: HashMap<u64, Vec<(u8, u64, usize, u32)>>,
     stream: Reassembler,
     thresholds: ThresholdTable,
     /// Inline mode reports drop/reject alerts as `blocked`.
@@ -412,6 +437,22 @@ pub struct Inspector {
     /// AV alerts decided outside a batch (flow expiry), emitted by the next
     /// flush.
     av_pending: Vec<AlertRecord>,
+}
+
+/// Alerted (app proto, tx id, module, rule) remembered per flow; the
+/// oldest half is forgotten past this.
+const MAX_TX_ALERTED: usize = 1024;
+
+/// A hit of one packet: (module, rule, action, transaction index).
+type PacketHit = (usize, u32, wt::Action, Option<usize>);
+
+/// One transaction entry of the batch.
+struct TxEntry {
+    entry: u32,
+    flow_id: u64,
+    proto: app::Proto,
+    tx_id: u64,
+    fields: app::Fields,
 }
 
 /// One AV module scanning reassembled TCP streams, one scan per flow
@@ -489,6 +530,7 @@ impl StreamScanner {
             match piece {
                 Piece::Input(r) => self.payload(key, bytes.get(r).unwrap_or(&[]), &mut found),
                 Piece::Held(held) => self.payload(key, &held, &mut found),
+                Piece::Head(_) => {}
                 Piece::End => {
                     let id = self.open.get_mut(&key).and_then(|s| {
                         s.settled = false;
@@ -590,6 +632,7 @@ fn alert_record(
     metadata: Option<serde_json::Value>,
 ) -> AlertRecord {
     AlertRecord {
+        app: None,
         timestamp_us: meta.timestamp_us,
         flow_id: meta.flow_id,
         pcap_cnt: meta.number,
@@ -636,6 +679,7 @@ impl Inspector {
         stream: StreamConfig,
         thresholds: ThresholdConfig,
     ) -> Self {
+        let app_enabled = modules.iter().any(|m| m.module.wants_app());
         Inspector {
             modules,
             limits,
@@ -648,6 +692,11 @@ impl Inspector {
             verdicts: Vec::with_capacity(limits.packets),
             rejected: Vec::with_capacity(limits.packets),
             hits: Vec::new(),
+            app_enabled,
+            app: AppLayer::default(),
+            app_data: AppData::default(),
+            txs: Vec::new(),
+            tx_alerted: HashMap::new(),
             stream: Reassembler::new(stream),
             thresholds: ThresholdTable::new(thresholds),
             inline: false,
@@ -737,6 +786,59 @@ impl Inspector {
         if let (Some(tcp), proto::TCP) = (d.tcp, d.protocol) {
             let payload = data.get(d.payload.clone()).unwrap_or(&[]);
             self.push_stream(entry, packet_index, flow, &tcp, payload);
+        } else if self.app_enabled && d.protocol == proto::UDP {
+            let payload = data.get(d.payload.clone()).unwrap_or(&[]);
+            let txs = self
+                .app
+                .datagram(flow.direction, (d.src_port, d.dst_port), payload);
+            self.push_transactions(entry, packet_index, txs);
+        }
+    }
+
+    /// Queues transaction entries after packet `entry` (whose addressing
+    /// they share), their raw bytes and buffers in the batch buffer.
+    fn push_transactions(&mut self, entry: usize, packet_index: u32, txs: Vec<Transaction>) {
+        let Some(&base) = self.batch.packets.get(entry) else {
+            return;
+        };
+        for tx in txs {
+            let e = self.batch.packets.len() as u32;
+            let at = self.batch.buffer.len() as u32;
+            self.batch.buffer.extend_from_slice(&tx.raw);
+            self.batch.packets.push(wt::Packet {
+                direction: wire_direction(tx.direction),
+                flow_flags: (base.flow_flags & sandgate_matcher::FLOW_ESTABLISHED) | FLOW_APP_TX,
+                l3_offset: at,
+                l3_len: 0,
+                l4_offset: at,
+                payload_offset: at,
+                payload_len: tx.raw.len() as u32,
+                ..base
+            });
+            self.entry_packet.push(packet_index);
+            let proto = match tx.proto {
+                app::Proto::Http => AppProto::Http,
+                app::Proto::Dns => AppProto::Dns,
+                app::Proto::Tls => AppProto::Tls,
+            };
+            self.app_data.protos.push((e, proto));
+            for (id, bytes) in &tx.buffers {
+                let offset = self.batch.buffer.len() as u32;
+                self.batch.buffer.extend_from_slice(bytes);
+                self.app_data.buffers.push(AppBuffer {
+                    entry: e,
+                    id: *id,
+                    offset,
+                    len: bytes.len() as u32,
+                });
+            }
+            self.txs.push(TxEntry {
+                entry: e,
+                flow_id: base.flow_id,
+                proto: tx.proto,
+                tx_id: tx.tx_id,
+                fields: tx.fields,
+            });
         }
     }
 
@@ -774,6 +876,44 @@ impl Inspector {
         if !self.stream_scanners.is_empty() {
             self.scan_stream(packet_index, flow, tcp, start, &delivery);
         }
+        self.queue_chunk(entry, packet_index, start, &delivery);
+        if self.app_enabled {
+            let Some(packet) = self.batch.packets.get(entry) else {
+                return;
+            };
+            let ports = (packet.src_port, packet.dst_port);
+            let from = start + delivery.prefix;
+            let new = self
+                .batch
+                .buffer
+                .get(from..from + delivery.new)
+                .unwrap_or(&[]);
+            let mut txs = self.app.stream(flow.flow_id, flow.direction, ports, new);
+            let rst = tcp.has(crate::decode::TcpInfo::RST);
+            if rst || tcp.has(crate::decode::TcpInfo::FIN) {
+                txs.extend(self.app.close(flow.flow_id, flow.direction));
+            }
+            if rst {
+                let other = match flow.direction {
+                    Direction::ToServer => Direction::ToClient,
+                    Direction::ToClient => Direction::ToServer,
+                    Direction::Unknown => Direction::Unknown,
+                };
+                txs.extend(self.app.close(flow.flow_id, other));
+            }
+            self.push_transactions(entry, packet_index, txs);
+        }
+    }
+
+    /// Queues the stream chunk of `delivery` (its bytes at `start` of the
+    /// batch buffer), described like packet `entry`.
+    fn queue_chunk(
+        &mut self,
+        entry: usize,
+        packet_index: u32,
+        start: usize,
+        delivery: &stream::Delivery,
+    ) {
         let Some(packet) = self.batch.packets.get_mut(entry) else {
             return;
         };
@@ -872,16 +1012,33 @@ impl Inspector {
                 }
                 continue;
             }
-            match m.inspect(&self.batch) {
+            match m.inspect(&self.batch, &self.app_data) {
                 Ok(hits) => {
                     for h in hits {
                         let Some(&pi) = self.entry_packet.get(h.packet as usize) else {
                             continue;
                         };
+                        let tx = self.txs.iter().position(|t| t.entry == h.packet);
+                        if let Some(t) = tx.and_then(|i| self.txs.get(i)) {
+                            let key = (t.proto.code(), t.tx_id, mi, h.rule);
+                            let seen = self.tx_alerted.entry(t.flow_id).or_default();
+                            if seen.contains(&key) {
+                                continue;
+                            }
+                            if seen.len() >= MAX_TX_ALERTED {
+                                seen.drain(..MAX_TX_ALERTED / 2);
+                            }
+                            seen.push(key);
+                        }
                         if let Some(slot) = self.hits.get_mut(pi as usize) {
-                            // A chunk and its packet may both hit a rule.
-                            if !slot.iter().any(|&(m, r, _)| m == mi && r == h.rule) {
-                                slot.push((mi, h.rule, h.action));
+                            // A chunk, its packet and a transaction may all
+                            // hit a rule: one alert, with the transaction's
+                            // fields when there is one.
+                            match slot.iter_mut().find(|h2| h2.0 == mi && h2.1 == h.rule) {
+                                Some(existing) => {
+                                    existing.3 = existing.3.or(tx);
+                                }
+                                None => slot.push((mi, h.rule, h.action, tx)),
                             }
                         }
                     }
@@ -913,7 +1070,7 @@ impl Inspector {
                 flow_id: meta.flow_id,
             };
             let mut drops = false;
-            for &(mi, rule, action) in hits {
+            for &(mi, rule, action, tx) in hits {
                 let m = &self.modules[mi];
                 let info = m.module.info().rules.get(rule as usize);
                 let decision = match info {
@@ -936,7 +1093,9 @@ impl Inspector {
                     AlertAction::Allowed
                 };
                 let metadata = m.metadata.get(rule as usize).cloned().flatten();
-                alerts.push(alert_record(&meta, info, action, metadata));
+                let mut alert = alert_record(&meta, info, action, metadata);
+                alert.app = tx.and_then(|t| self.txs.get(t)).map(|t| t.fields.eve());
+                alerts.push(alert);
             }
             if drops && self.verdicts[pi] == Verdict::Pass {
                 self.verdicts[pi] = Verdict::Drop;
@@ -946,6 +1105,8 @@ impl Inspector {
         self.batch.packets.clear();
         self.meta.clear();
         self.entry_packet.clear();
+        self.app_data.clear();
+        self.txs.clear();
         &self.verdicts
     }
 
@@ -955,13 +1116,15 @@ impl Inspector {
     /// is skipped or inspected twice by that slot.
     pub fn replace_module(&mut self, module: ActiveModule) -> Option<ActiveModule> {
         let name = module.module.name();
-        match self.modules.iter().position(|m| m.module.name() == name) {
+        let replaced = match self.modules.iter().position(|m| m.module.name() == name) {
             Some(i) => Some(std::mem::replace(&mut self.modules[i], module)),
             None => {
                 self.modules.push(module);
                 None
             }
-        }
+        };
+        self.app_enabled = self.modules.iter().any(|m| m.module.wants_app());
+        replaced
     }
 
     /// Per packet of the last [`flush`](Self::flush), in queue order:
@@ -979,6 +1142,10 @@ impl Inspector {
         self.close_streams(Some(flows), &mut pending);
         self.av_pending = pending;
         self.stream.forget(flows);
+        self.app.forget(flows);
+        for f in flows {
+            self.tx_alerted.remove(f);
+        }
         for m in &mut self.modules {
             if let Some(instance) = &mut m.instance {
                 for &f in flows {

@@ -16,6 +16,9 @@
 //! - [`eve`] writes alerts as Suricata EVE JSON lines and renders the CLI table.
 //! - [`payload`] splits a reassembled TCP direction into what AV modules
 //!   scan: HTTP/1.x message bodies, or the whole stream.
+//! - [`app`] parses application-layer transactions (HTTP/1.x, DNS, TLS)
+//!   out of reassembled streams and datagrams into the buffers of interface
+//!   1.2.0 and the fields EVE alerts show.
 //! - [`inspect`] queues decoded packets into batches, runs every module over
 //!   them (fuel-limited), and turns hits and faults into alerts and verdicts.
 //! - [`live`] runs the same path on real interfaces: passive IDS or an
@@ -31,6 +34,7 @@
 //!
 //! Start reading at [`decode::decode`] and [`flow::FlowTable::track`].
 
+pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod defrag;

@@ -11,6 +11,10 @@
 //! direction whose first line is not HTTP is one payload from its first
 //! byte; so is one whose headers exceed [`MAX_HEAD`] (the held bytes are
 //! handed over as payload).
+//!
+//! It is the host's one HTTP/1.x framing: it also hands over each message's
+//! start line and headers ([`Piece::Head`]), which the application layer
+//! ([`crate::app::http`]) parses into transactions.
 
 use std::ops::Range;
 
@@ -26,6 +30,9 @@ pub enum Piece {
     Held(Vec<u8>),
     /// The current payload is complete.
     End,
+    /// A message's start line and headers, blank line included; its body
+    /// (if any) follows as payload.
+    Head(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,7 @@ impl Splitter {
         self.started = true;
         let consumed = stop - before;
         let kind = body_kind(&self.head[..stop]);
+        out.push(Piece::Head(self.head[..stop].to_vec()));
         self.head.clear();
         self.state = match kind {
             BodyKind::None | BodyKind::Length(0) => State::Head,
@@ -156,11 +164,17 @@ impl Splitter {
         }
         match line_end {
             // A request line ends in ` HTTP/1.x`.
+            // The same method test as below, so where the input is split
+            // never changes the decision.
             Some(_) => {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 line.len() > 9
+                    && line.len() < 4096
                     && line[line.len() - 9..].starts_with(b" HTTP/1.")
-                    && line[0].is_ascii_uppercase()
+                    && line
+                        .iter()
+                        .take_while(|&&b| b != b' ')
+                        .all(u8::is_ascii_uppercase)
             }
             None => {
                 self.head.len() < 4096
@@ -284,6 +298,7 @@ mod tests {
                     Piece::Input(r) => out.push_str(&String::from_utf8_lossy(&p[r])),
                     Piece::Held(b) => out.push_str(&String::from_utf8_lossy(&b)),
                     Piece::End => out.push('|'),
+                    Piece::Head(_) => {}
                 }
             }
         }
@@ -351,13 +366,24 @@ mod tests {
                             payload += r.len();
                         }
                         Piece::Held(h) => payload += h.len(),
-                        Piece::End => {}
+                        Piece::End | Piece::Head(_) => {}
                     }
                 }
                 at += n;
             }
             assert!(payload <= data.len());
         }
+    }
+
+    #[test]
+    fn the_http_decision_does_not_depend_on_where_the_input_is_split() {
+        // Found by fuzz target app_parsers: a complete line used to pass on
+        // its ` HTTP/1.x` suffix alone while a partial one failed on `GE:`.
+        let stream: &[u8] = b"GE: /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx";
+        let whole = split(&[stream]);
+        let (a, b) = stream.split_at(5);
+        assert_eq!(split(&[a, b]), whole);
+        assert_eq!(whole, String::from_utf8_lossy(stream));
     }
 
     #[test]

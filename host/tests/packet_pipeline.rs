@@ -63,6 +63,7 @@ fn synthetic_capture_flows_through_every_stage() -> Result<(), Box<dyn std::erro
                     category: String::new(),
                     severity: DEFAULT_SEVERITY,
                     metadata: None,
+                    app: None,
                 });
             }
         }

@@ -76,8 +76,10 @@ pub fn build_rules_text(text: &str) -> anyhow::Result<BuildReport> {
     build_bundle(&[path])
 }
 
-/// Load every module of a bundle into `engine`, each in the variant the
-/// engine serves (as the host does); any refusal fails.
+/// Load every module of a bundle, each in the variant the engine serves
+/// (the newest interface it offers, as the host does: loading two variants
+/// of one module would alert twice); any refusal fails, and so does a module
+/// with no variant the engine offers.
 pub fn load_all(engine: &Engine, bundle: &Bundle) -> anyhow::Result<Vec<LoadedModule>> {
     let offered: Vec<String> = engine
         .config()
@@ -85,8 +87,16 @@ pub fn load_all(engine: &Engine, bundle: &Bundle) -> anyhow::Result<Vec<LoadedMo
         .iter()
         .map(ToString::to_string)
         .collect();
+    let selection = bundle.select(&offered);
+    if let Some((id, needs)) = selection.unavailable.first() {
+        anyhow::bail!(
+            "module {id}: no variant for the interfaces offered ({}); variants need {}",
+            offered.join(", "),
+            needs.join(", ")
+        );
+    }
     let mut out = Vec::new();
-    for (entry, bytes) in bundle.select(&offered).chosen {
+    for (entry, bytes) in &selection.chosen {
         out.push(engine.load(&entry.id, bytes)?);
     }
     Ok(out)
