@@ -19,6 +19,7 @@ mod bridge;
 mod scaling;
 mod scan;
 mod update;
+mod variants;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,7 +36,9 @@ use sandgate_patterns::emit::{rules_component, ModuleManifest};
 use sandgate_patterns::rules::{RuleSource, Vars};
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
 use sandgate_runtime::wit::{Batch, Direction as WDirection, IpAddress, Packet};
-use sandgate_runtime::{ArtifactCache, CacheOutcome, Engine, EngineConfig, LoadedModule, Metering};
+use sandgate_runtime::{
+    AddressSpace, ArtifactCache, CacheOutcome, Engine, EngineConfig, LoadedModule, Metering,
+};
 
 #[derive(Parser)]
 #[command(about = "Sandgate benchmark suite")]
@@ -178,6 +181,16 @@ fn et_rows(engine: &Engine, args: &Args, rows: &mut Vec<Row>) -> Result<()> {
         let pcaps = pcap_files(&shared.join("pcaps/suricata-verify"))?;
         let corpus = capture_batches(&pcaps, args.corpus_bytes, 64)?;
         ruleset_rows(engine, "ET Open 2020", &et, &corpus, args.seconds, rows)?;
+        let mut within = Vec::new();
+        let mut total = 0u64;
+        for p in &pcaps {
+            total += std::fs::metadata(p).map_or(0, |m| m.len());
+            if total > args.corpus_bytes as u64 {
+                break;
+            }
+            within.push(p.clone());
+        }
+        variants::rows("ET Open 2020", &et, &within, rows)?;
         let texts = read_texts(&et)?;
         let sample = &corpus[..corpus.len().min(200)];
         let points = scaling::measure(engine, &texts, sample, args.seconds / 2.0)?;
@@ -213,6 +226,9 @@ fn call_overhead(engine: &Engine, secs: f64, rows: &mut Vec<Row>) -> Result<()> 
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let module = engine.load("empty", &bytes)?;
     let mut inst = module.instantiate()?;
+    let flat = testkit::flat_component(&IpsOptions::inspect(InspectBody::NoHits))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut flat = engine.load("empty-flat", &flat)?.instantiate()?;
     for payload in [64usize, 1500] {
         let mut base_ns = None;
         for n in [1usize, 16, 64, 256] {
@@ -225,6 +241,17 @@ fn call_overhead(engine: &Engine, secs: f64, rows: &mut Vec<Row>) -> Result<()> 
                 Ok(())
             })?;
             let ns = el.as_nanos() as f64 / (iters as f64 * n as f64);
+            let (fi, fe) = time_loop(secs / 4.0, || {
+                flat.inspect(&batch).map_err(|f| anyhow::anyhow!("{f}"))?;
+                Ok(())
+            })?;
+            let flat_ns = fe.as_nanos() as f64 / (fi as f64 * n as f64);
+            let flat_row = Row {
+                name: format!("empty flat module (1.2.0), batch {n:>3}, payload {payload:>4} B"),
+                value: format!("{flat_ns:.0} ns/packet"),
+                baseline: format!("{ns:.0} ns (1.0.0 records)"),
+                ratio: format!("{:.1}x cheaper", ns / flat_ns),
+            };
             let mut r = row(
                 format!("empty module, batch {n:>3}, payload {payload:>4} B"),
                 format!("{ns:.0} ns/packet"),
@@ -237,6 +264,7 @@ fn call_overhead(engine: &Engine, secs: f64, rows: &mut Vec<Row>) -> Result<()> 
                 }
             }
             rows.push(r);
+            rows.push(flat_row);
         }
     }
     Ok(())

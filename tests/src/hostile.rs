@@ -309,9 +309,9 @@ pub fn corpus() -> Result<Vec<Entry>, TestkitError> {
         ),
         e(
             "memory-to-cap",
-            "grows linear memory to exactly the 64 MiB cap",
+            "grows linear memory to exactly the 128 MiB cap",
             ips(InspectBody::Wat(
-                "(drop (memory.grow (i32.sub (i32.const 1024) (memory.size))))".into(),
+                "(drop (memory.grow (i32.sub (i32.const 2048) (memory.size))))".into(),
             ))?,
             Example,
             Expect::Clean,

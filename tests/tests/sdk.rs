@@ -452,3 +452,30 @@ fn a_module_importing_wasi_is_refused_with_the_import_named() {
     assert!(t.contains("(no WASI, no env)"), "{t}");
     assert!(!out.exists(), "a refused module is not written");
 }
+
+/// The SDK's raw bindings exist for every released interface version: a
+/// type of each world is reachable under its feature.
+#[test]
+fn the_sdk_has_bindings_for_every_released_interface() {
+    use sandgate_pattern_sdk::{bindings, bindings_av, bindings_flat};
+    let sizes = [
+        std::mem::size_of::<bindings::sandgate::pattern::types::Hit>(),
+        std::mem::size_of::<bindings_av::exports::sandgate::pattern::scanner::ScanOptions>(),
+        std::mem::size_of::<bindings_flat::sandgate::pattern::types::Hit>(),
+    ];
+    assert!(sizes.iter().all(|&n| n > 0));
+    let released = std::fs::read_to_string(repo_root().join("wit/RELEASED")).expect("RELEASED");
+    let versions: Vec<&str> = released
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            "v1.0.0/pattern.wit",
+            "v1.1.0/pattern.wit",
+            "v1.2.0/pattern.wit"
+        ],
+        "a new released version needs SDK bindings (patterns/sdk/src/lib.rs) and this list"
+    );
+}

@@ -22,9 +22,9 @@ mod build;
 mod explain;
 mod inspect;
 mod matrix;
-mod progress;
 mod module;
 mod new;
+mod progress;
 mod publish;
 mod test;
 mod vectors;
@@ -165,6 +165,7 @@ enum Command {
         /// Show every packet the rule's header applies to.
         #[arg(long)]
         all: bool,
+    },
     /// Scaffold a custom detection module crate (Rust, sandgate-pattern-sdk)
     /// that `module build` builds unchanged.
     New {

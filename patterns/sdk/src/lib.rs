@@ -35,7 +35,9 @@
 //! - [`log`]: log lines to the engine's log (the `log` import);
 //! - [`bindings`]: the raw wit-bindgen bindings of `wit/v1.0.0`, for what the
 //!   API above does not cover; `bindings_av` (feature `av`): those of
-//!   `wit/v1.1.0`, world `av-module`.
+//!   `wit/v1.1.0`, world `av-module`; `bindings_flat` (feature `flat`):
+//!   those of `wit/v1.2.0`, world `flat-ips-module` (flat batches with
+//!   application-layer buffers).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -68,6 +70,24 @@ pub mod bindings_av {
         pub_export_macro: true,
         export_macro_name: "__export_av_module",
         default_bindings_module: "::sandgate_pattern_sdk::bindings_av",
+    });
+}
+
+/// The raw bindings of `sandgate:pattern@1.2.0`, world `flat-ips-module`
+/// (flat batch descriptors plus HTTP/DNS/TLS buffers; the entry layout and
+/// buffer ids are in `wit/v1.2.0/pattern.wit`), behind the `flat` feature.
+/// There is no trait API for them yet: implement
+/// `bindings_flat::exports::sandgate::pattern::flat_inspector::Guest` and
+/// call `bindings_flat::__export_flat_ips_module!`. Only engines from release
+/// 0.3.0 load such a module (see `field-engines.yaml`).
+#[cfg(feature = "flat")]
+pub mod bindings_flat {
+    wit_bindgen::generate!({
+        path: "../../wit/v1.2.0",
+        world: "flat-ips-module",
+        pub_export_macro: true,
+        export_macro_name: "__export_flat_ips_module",
+        default_bindings_module: "::sandgate_pattern_sdk::bindings_flat",
     });
 }
 
