@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use sandgate_host::replay::{replay, ReplayOptions, ReplayStats};
+use sandgate_host::replay::{load_bundle, replay, ReplayOptions, ReplayStats};
 use sandgate_patterns::pipeline::{build, BuildOptions};
 use sandgate_patterns::rules::Vars;
 use sandgate_runtime::{Engine, EngineConfig};
@@ -23,14 +23,10 @@ fn run(rule: &str) -> (Vec<u64>, ReplayStats) {
     .unwrap();
     assert_eq!(report.rules_compiled, 1, "{:?}", report.skipped);
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    let b = &report.bundle;
-    let modules: Vec<_> = b
-        .manifest
-        .modules
-        .iter()
-        .zip(&b.modules)
-        .map(|(entry, bytes)| engine.load(&entry.id, bytes).unwrap())
-        .collect();
+    // The variant this engine serves, as the host loads bundles.
+    let loaded = load_bundle(&engine, &report.bundle);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+    let modules = loaded.modules;
     let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../patterns/examples/example.pcap");
     let mut packets = Vec::new();
     let (stats, _) = replay(&modules, &pcap, &ReplayOptions::default(), &mut |a| {

@@ -238,6 +238,16 @@ impl PacketResult {
 
 /// Replay `pcap` as the engine does and trace `target` on every packet.
 pub fn evaluate(target: &Target, pcap: &std::path::Path) -> anyhow::Result<Vec<PacketResult>> {
+    if let Some(rule) = target.set.rules.get(target.index as usize) {
+        if rule.is_app() {
+            anyhow::bail!(
+                "rule {}:{} reads application-layer buffers (interface 1.2.0): explain traces \
+                 packet and stream rules only so far; `sandgate-patc test` shows where it alerts",
+                rule.meta.gid,
+                rule.meta.sid
+            );
+        }
+    }
     let matcher = Matcher::new(target.set.clone())
         .map_err(|e| anyhow::anyhow!("building the rule set: {e}"))?;
     let mut inspector = Inspector::with_config(
@@ -494,6 +504,7 @@ fn op_labels(rule: &Rule, parsed: Option<&ParsedRule>) -> Vec<String> {
                 Op::ByteTest(_) => "byte_test",
                 Op::ByteJump(_) => "byte_jump",
                 Op::ByteExtract(_) => "byte_extract",
+                Op::Bsize(_) => "bsize",
             };
             let n = counts.entry(kw).or_default();
             *n += 1;

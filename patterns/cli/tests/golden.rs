@@ -270,7 +270,32 @@ fn explain_names_a_missing_sid_and_a_rule_that_did_not_compile() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("rule 1:1000010 did not compile: example.rules:37 (sid 1000010): protocol `http` needs an application-layer parser"),
+        stderr.contains("rule 1:1000010 reads application-layer buffers (interface 1.2.0)"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("smb.rules");
+    std::fs::write(
+        &rules,
+        "alert smb any any -> any any (msg:\"smb\"; content:\"x\"; sid:77; rev:1;)\n",
+    )
+    .expect("write rules");
+    let o = patc_in(
+        &root().join("patterns/examples"),
+        &[
+            "explain",
+            "--pcap",
+            "example.pcap",
+            "--rules",
+            &s(&rules),
+            "--sid",
+            "77",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rule 1:77 did not compile: ") && stderr.contains("smb"),
         "{stderr}"
     );
 }
@@ -297,8 +322,16 @@ fn explain_agrees_with_the_engine_on_every_packet_for_every_example_sid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = root().join("patterns/examples/example.rules");
     let bundle = build(dir.path(), &[s(&rules)]);
-    let engine =
-        sandgate_runtime::Engine::new(sandgate_runtime::EngineConfig::default()).expect("engine");
+    // An engine offering 1.0/1.1 runs the 1.0.0 variant: the packet rules,
+    // which are what explain traces.
+    let engine = sandgate_runtime::Engine::new(sandgate_runtime::EngineConfig {
+        interfaces: vec![
+            sandgate_runtime::version::InterfaceVersion::new(1, 0, 0),
+            sandgate_runtime::version::InterfaceVersion::new(1, 1, 0),
+        ],
+        ..sandgate_runtime::EngineConfig::default()
+    })
+    .expect("engine");
     let b = sandgate_patterns::bundle::Bundle::read(&bundle).expect("bundle");
     let loaded = load_bundle(&engine, &b);
     assert!(loaded.refused.is_empty());
@@ -374,8 +407,10 @@ fn explain_reads_the_rule_set_out_of_a_bundle_and_agrees_with_the_rule_file() {
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
+    // The http rule ships in the 1.2.0 variant only; explain says what it
+    // cannot trace instead of pretending.
     assert!(
-        stderr.contains("no rule 1:1000010 in module.sgb"),
+        stderr.contains("rule 1:1000010 reads application-layer buffers"),
         "{stderr}"
     );
 }
