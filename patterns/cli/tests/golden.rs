@@ -287,7 +287,7 @@ fn explain_names_a_missing_sid_and_a_rule_that_did_not_compile() {
             "--pcap",
             "example.pcap",
             "--rules",
-            &s(&rules),
+            s(&rules),
             "--sid",
             "77",
         ],
