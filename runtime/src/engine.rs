@@ -179,7 +179,16 @@ impl Engine {
         let mut store = Store::new(&self.inner.engine, state);
         store.data_mut().begin_call();
         store.limiter(|s| &mut s.limiter);
-        self.arm(&mut store, self.inner.config.limits.fuel_instantiate);
+        let limits = &self.inner.config.limits;
+        let budget = match self.inner.config.metering {
+            // Instantiation copies data segments: host work fuel never
+            // counts but a wall-clock deadline does (a 20 MiB rule set takes
+            // longer than the instantiation fuel's 10 ms on a busy box), so
+            // it gets the warm-up call's allowance.
+            Metering::Epoch { .. } => limits.fuel_instantiate.max(limits.fuel_warmup),
+            Metering::Fuel | Metering::Unmetered => limits.fuel_instantiate,
+        };
+        self.arm(&mut store, budget);
         store
     }
 
