@@ -27,7 +27,7 @@ use sandgate_host::eve::{alert_table, proto_name, AlertRecord, EveWriter};
 use sandgate_host::inspect::BatchLimits;
 use sandgate_host::live::driver::{LiveControl, LivePlane};
 use sandgate_host::live::{AlertSink, Bridge, Config as LiveConfig, LiveStats, Mode};
-use sandgate_host::replay::{load_bundle, replay, ReplayOptions};
+use sandgate_host::replay::{load_bundle, replay, LoadedBundle, ReplayOptions};
 use sandgate_host::scan::{scan_paths, FileScanner, ScanConfig};
 use sandgate_host::update::daemon::{self, DaemonOptions};
 use sandgate_host::update::plane::{CapturePlane, PacketSource, PcapLoop, PlaneConfig};
@@ -356,19 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if batch == 0 {
                 bail!("--batch must be at least 1");
             }
-            let bundle_file = Bundle::read(&bundle)?;
-            let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
-            let loaded = load_bundle(&engine, &bundle_file);
-            for e in &loaded.refused {
-                eprintln!("sandgate: refused: {e}");
-            }
-            if loaded.modules.is_empty() {
-                bail!(
-                    "bundle {}: no module could be loaded ({} refused)",
-                    bundle.display(),
-                    loaded.refused.len()
-                );
-            }
+            let loaded = load_bundle_file(&bundle)?;
             let mut writer = match &eve {
                 Some(path) => Some(EveWriter::create(path)?),
                 None => None,
@@ -615,19 +603,7 @@ fn run_live(
             let bundle = cfg.bundle.as_ref().context(
                 "no bundle: give --bundle or `bundle:` in the configuration (or an update server)",
             )?;
-            let bundle_file = Bundle::read(bundle)?;
-            let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
-            let loaded = load_bundle(&engine, &bundle_file);
-            for e in &loaded.refused {
-                eprintln!("sandgate: refused: {e}");
-            }
-            if loaded.modules.is_empty() {
-                bail!(
-                    "bundle {}: no module could be loaded ({} refused)",
-                    bundle.display(),
-                    loaded.refused.len()
-                );
-            }
+            let loaded = load_bundle_file(bundle)?;
             let names: Vec<String> = loaded
                 .modules
                 .iter()
@@ -778,4 +754,23 @@ fn print_live_stats(s: &LiveStats) {
         "alerts {}, module faults {}, would drop (IDS) {}",
         s.alerts, s.module_faults, s.would_drop
     );
+}
+
+/// Reads a bundle and loads the variant of each module this engine serves;
+/// refusals are printed, and a bundle with nothing loadable is an error.
+fn load_bundle_file(bundle: &Path) -> anyhow::Result<LoadedBundle> {
+    let bundle_file = Bundle::read(bundle)?;
+    let engine = Engine::new(EngineConfig::default()).context("starting the engine")?;
+    let loaded = load_bundle(&engine, &bundle_file);
+    for e in &loaded.refused {
+        eprintln!("sandgate: refused: {e}");
+    }
+    if loaded.modules.is_empty() {
+        bail!(
+            "bundle {}: no module could be loaded ({} refused)",
+            bundle.display(),
+            loaded.refused.len()
+        );
+    }
+    Ok(loaded)
 }
