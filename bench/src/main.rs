@@ -72,6 +72,10 @@ struct Args {
     /// Run only the ET Open rows, printed (for profiling; never written).
     #[arg(long)]
     et_only: bool,
+    /// Run only the end-to-end replay rows of ET Open (printed, never
+    /// written; for profiling the host path).
+    #[arg(long)]
+    replay_only: bool,
 }
 
 struct Row {
@@ -120,6 +124,20 @@ fn main() -> Result<()> {
             .into_iter()
             .map(|(name, value)| row(name, value))
             .collect();
+        print!("{}", render(&rows));
+        return Ok(());
+    }
+    if args.replay_only {
+        let shared = repo_root().join("../shared/data");
+        let et = rule_files(&shared.join("rules/et-open-2020"))?;
+        let pcaps = pcap_files(&shared.join("pcaps/suricata-verify"))?;
+        let mut rows = Vec::new();
+        variants::rows(
+            "ET Open 2020",
+            &et,
+            &within_bytes(&pcaps, args.corpus_bytes),
+            &mut rows,
+        )?;
         print!("{}", render(&rows));
         return Ok(());
     }
@@ -181,16 +199,12 @@ fn et_rows(engine: &Engine, args: &Args, rows: &mut Vec<Row>) -> Result<()> {
         let pcaps = pcap_files(&shared.join("pcaps/suricata-verify"))?;
         let corpus = capture_batches(&pcaps, args.corpus_bytes, 64)?;
         ruleset_rows(engine, "ET Open 2020", &et, &corpus, args.seconds, rows)?;
-        let mut within = Vec::new();
-        let mut total = 0u64;
-        for p in &pcaps {
-            total += std::fs::metadata(p).map_or(0, |m| m.len());
-            if total > args.corpus_bytes as u64 {
-                break;
-            }
-            within.push(p.clone());
-        }
-        variants::rows("ET Open 2020", &et, &within, rows)?;
+        variants::rows(
+            "ET Open 2020",
+            &et,
+            &within_bytes(&pcaps, args.corpus_bytes),
+            rows,
+        )?;
         let texts = read_texts(&et)?;
         let sample = &corpus[..corpus.len().min(200)];
         let points = scaling::measure(engine, &texts, sample, args.seconds / 2.0)?;
@@ -218,6 +232,20 @@ fn et_rows(engine: &Engine, args: &Args, rows: &mut Vec<Row>) -> Result<()> {
         rows.push(row("ET Open rows", "skipped: ../shared/data not present"));
     }
     Ok(())
+}
+
+/// The first captures of `pcaps` whose sizes add up to at most `limit` bytes.
+fn within_bytes(pcaps: &[PathBuf], limit: usize) -> Vec<PathBuf> {
+    let mut within = Vec::new();
+    let mut total = 0u64;
+    for p in pcaps {
+        total += std::fs::metadata(p).map_or(0, |m| m.len());
+        if total > limit as u64 {
+            break;
+        }
+        within.push(p.clone());
+    }
+    within
 }
 
 /// Per-packet cost of calling a module that does nothing.
