@@ -27,6 +27,8 @@ fn main() {
         "patterns/matcher/Cargo.toml",
         "wit",
         "Cargo.lock",
+        // The `guest` profile lives in the root manifest.
+        "Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }

@@ -210,6 +210,11 @@ fn base_config(config: &EngineConfig) -> Config {
         .max_wasm_stack(usize::try_from(config.limits.max_wasm_stack).unwrap_or(512 * 1024))
         .wasm_component_model(true)
         .memory_reservation_for_growth(0);
+    // For `perf record`: name the modules' compiled functions in
+    // /tmp/perf-PID.map (see BENCHMARKS.md, "Profiling the guest").
+    if std::env::var_os("SANDGATE_PERF_MAP").is_some() {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     match config.address_space {
         AddressSpace::Large => c
             .memory_reservation(LARGE_RESERVATION_BYTES)

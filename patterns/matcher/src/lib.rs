@@ -12,7 +12,9 @@
 //! - [`ir`]: the compiled rule representation (header sets, payload ops).
 //! - [`content`]: content search with Suricata's offset/depth/distance/within
 //!   semantics and backtracking over relative matches.
-//! - [`matcher`]: the multi-pattern prefilter and per-packet evaluation.
+//! - [`literals`]: the multi-literal prefilter (hashed 4-byte windows; cost
+//!   per byte independent of the number of rules).
+//! - [`matcher`]: candidate rules from the prefilter, per-packet evaluation.
 //! - [`explain`]: why one rule did or did not match a packet, traced from
 //!   the same evaluation (`sandgate-patc explain`).
 //! - [`header`]: packet-header conditions (`ttl`, `flags`, `dsize`, ...).
@@ -33,6 +35,7 @@ pub mod explain;
 pub mod flowbits;
 pub mod header;
 pub mod ir;
+pub mod literals;
 pub mod matcher;
 pub mod pcre;
 

@@ -1,15 +1,14 @@
-//! Per-packet evaluation: one multi-pattern prefilter pass over the payload
-//! finds the candidate rules, then each candidate's header and payload
+//! Per-packet evaluation: one multi-literal prefilter pass over the payload
+//! ([`crate::literals`]) finds the candidate rules, then each candidate's header and payload
 //! conditions are verified. Rules without a positive content are checked on
 //! every packet. Candidates run in Suricata's flowbits order (rules that set
 //! flowbits before rules that only read them), so a bit set by one rule is
 //! seen by another on the same packet.
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 use crate::content::eval_ops;
 use crate::flowbits::{names_tag, Bits, FlowStore, NoFlowStore};
 use crate::ir::{FlowCond, FlowbitAction, FlowbitCheck, Rule, RuleSet};
+use crate::literals::LiteralSet;
 use crate::{FLOW_ESTABLISHED, FLOW_STREAM};
 
 /// Which side of a flow sent a packet.
@@ -60,10 +59,21 @@ pub struct AppView<'a> {
 /// packet once warmed up.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    stamp: Vec<u32>,
-    generation: u32,
-    candidates: Vec<u32>,
+    /// Candidate rules of the current entry, one bit per evaluation
+    /// position (see [`Matcher`]'s `order`); all zero between calls.
+    candidates: Vec<u64>,
+    /// Literals found in the current entry (see [`LiteralSet::scan`]);
+    /// all zero between calls.
+    seen: Vec<u64>,
     pub(crate) bits: Bits,
+}
+
+/// Marks evaluation position `pos` as a candidate.
+#[inline(always)]
+fn mark(set: &mut [u64], pos: u32) {
+    if let Some(w) = set.get_mut(pos as usize / 64) {
+        *w |= 1u64 << (pos % 64);
+    }
 }
 
 /// A rule set ready to evaluate packets.
@@ -75,9 +85,12 @@ pub struct Matcher {
     /// Application-layer rules, evaluated on transaction entries only; the
     /// prefilter scans the entry's payload and every buffer.
     app: Prefilter,
-    /// Per rule: its flowbits evaluation rank (0 runs first); empty when
-    /// no rule uses flowbits.
-    rank: Vec<u8>,
+    /// Evaluation position → rule index: rules in Suricata's flowbits order
+    /// (setters before readers), by index within a rank. Candidates are a
+    /// bitset over positions, so walking it in order needs no sort.
+    order: Vec<u32>,
+    /// Whether any rule uses flowbits (so per-flow bits are loaded).
+    uses_flowbits: bool,
     /// Tag of the flowbit numbering, stored with each flow's state.
     tag: [u8; 4],
 }
@@ -85,14 +98,17 @@ pub struct Matcher {
 /// One multi-pattern prefilter over a group of rules.
 #[derive(Debug, Default)]
 struct Prefilter {
-    automaton: Option<AhoCorasick>,
-    /// Pattern id → rules that use it as their fast pattern.
+    literals: LiteralSet,
+    /// Literal id → evaluation positions of the rules that use it as their
+    /// fast pattern.
     pattern_rules: Vec<Vec<u32>>,
-    /// Rules evaluated on every entry (no prefilter literal).
+    /// Evaluation positions of the rules evaluated on every entry (no
+    /// prefilter literal).
     always: Vec<u32>,
 }
 
 impl Prefilter {
+    /// The prefilter of `rules`, given as (evaluation position, rule).
     fn new<'r>(rules: impl Iterator<Item = (u32, &'r Rule)>) -> Result<Self, BuildError> {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut index = std::collections::HashMap::<Vec<u8>, usize>::new();
@@ -101,8 +117,9 @@ impl Prefilter {
         for (i, rule) in rules {
             match &rule.prefilter {
                 Some(lit) if !lit.is_empty() => {
-                    let id = *index.entry(lit.clone()).or_insert_with(|| {
-                        literals.push(lit.clone());
+                    let folded = lit.to_ascii_lowercase();
+                    let id = *index.entry(folded.clone()).or_insert_with(|| {
+                        literals.push(folded);
                         pattern_rules.push(Vec::new());
                         literals.len() - 1
                     });
@@ -111,45 +128,28 @@ impl Prefilter {
                 _ => always.push(i),
             }
         }
-        let automaton = if literals.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-                    .map_err(|e| BuildError(e.to_string()))?,
-            )
-        };
         Ok(Prefilter {
-            automaton,
+            literals: LiteralSet::new(&literals),
             pattern_rules,
             always,
         })
     }
 
-    /// Adds the rules whose literal occurs in `hay` to the candidates.
-    fn scan(&self, hay: &[u8], stamp: &mut [u32], generation: u32, candidates: &mut Vec<u32>) {
-        let Some(ac) = &self.automaton else {
-            return;
-        };
-        if hay.is_empty() {
-            return;
-        }
-        for m in ac.find_overlapping_iter(hay) {
-            let Some(rules) = self.pattern_rules.get(m.pattern().as_usize()) else {
-                continue;
-            };
-            for &r in rules {
-                if let Some(s) = stamp.get_mut(r as usize) {
-                    if *s != generation {
-                        *s = generation;
-                        candidates.push(r);
-                    }
-                }
+    fn has_rules(&self) -> bool {
+        !self.literals.is_empty() || !self.always.is_empty()
+    }
+
+    /// Marks the rules whose literal occurs in `hay` as candidates.
+    fn scan(&self, hay: &[u8], seen: &mut [u64], candidates: &mut [u64]) {
+        self.literals.scan(hay, seen, |lit| {
+            for &pos in self
+                .pattern_rules
+                .get(lit as usize)
+                .map_or(&[][..], Vec::as_slice)
+            {
+                mark(candidates, pos);
             }
-        }
+        });
     }
 }
 
@@ -168,34 +168,35 @@ impl std::error::Error for BuildError {}
 impl Matcher {
     /// Build the prefilter for `set`.
     pub fn new(set: RuleSet) -> Result<Self, BuildError> {
-        let indexed = || set.rules.iter().enumerate().map(|(i, r)| (i as u32, r));
-        let packet = Prefilter::new(indexed().filter(|(_, r)| !r.is_app()))?;
-        let app = Prefilter::new(indexed().filter(|(_, r)| r.is_app()))?;
         let uses_flowbits = set
             .rules
             .iter()
             .any(|r| !r.flowbit_checks.is_empty() || !r.flowbit_actions.is_empty());
-        let rank = if uses_flowbits {
-            set.rules
-                .iter()
-                .map(
-                    |r| match (!r.flowbit_actions.is_empty(), !r.flowbit_checks.is_empty()) {
-                        (true, true) => 0,
-                        (true, false) => 1,
-                        (false, true) => 2,
-                        (false, false) => 3,
-                    },
-                )
-                .collect()
-        } else {
-            Vec::new()
+        let rank = |r: &Rule| match (!r.flowbit_actions.is_empty(), !r.flowbit_checks.is_empty()) {
+            (true, true) => 0u8,
+            (true, false) => 1,
+            (false, true) => 2,
+            (false, false) => 3,
         };
+        let mut order: Vec<u32> = (0..set.rules.len() as u32).collect();
+        if uses_flowbits {
+            order.sort_by_key(|&i| (set.rules.get(i as usize).map_or(3, rank), i));
+        }
+        let by_position = || {
+            order
+                .iter()
+                .enumerate()
+                .filter_map(|(pos, &i)| Some((pos as u32, set.rules.get(i as usize)?)))
+        };
+        let packet = Prefilter::new(by_position().filter(|(_, r)| !r.is_app()))?;
+        let app = Prefilter::new(by_position().filter(|(_, r)| r.is_app()))?;
         let tag = names_tag(&set.flowbits);
         Ok(Matcher {
             set,
             packet,
             app,
-            rank,
+            order,
+            uses_flowbits,
             tag,
         })
     }
@@ -240,7 +241,7 @@ impl Matcher {
     /// Whether the rule set has application-layer rules (so a 1.2.0 module
     /// needs the transaction entries).
     pub fn has_app_rules(&self) -> bool {
-        self.app.automaton.is_some() || !self.app.always.is_empty()
+        self.app.has_rules()
     }
 
     /// [`Matcher::matches_with`] for one entry of a 1.2.0 batch: with `app`
@@ -269,76 +270,79 @@ impl Matcher {
         out: &mut Vec<u32>,
         mut probe: impl FnMut(u32, &Bits),
     ) {
-        let n = self.set.rules.len();
-        if scratch.stamp.len() != n {
-            scratch.stamp = vec![0; n];
-            scratch.generation = 0;
+        let words = self.order.len().div_ceil(64);
+        if scratch.candidates.len() != words {
+            scratch.candidates = vec![0; words];
         }
-        scratch.generation = scratch.generation.wrapping_add(1);
-        if scratch.generation == 0 {
-            scratch.stamp.iter_mut().for_each(|s| *s = 0);
-            scratch.generation = 1;
-        }
-        let generation = scratch.generation;
         let group = if app.is_some() {
             &self.app
         } else {
             &self.packet
         };
+        let literals = group.literals.len().div_ceil(64);
+        if scratch.seen.len() < literals {
+            scratch.seen = vec![0; literals];
+        }
         let Scratch {
             candidates,
+            seen,
             bits,
-            stamp,
-            ..
         } = scratch;
-        candidates.clear();
-        candidates.extend_from_slice(&group.always);
-        group.scan(pkt.payload, stamp, generation, candidates);
+        for &pos in &group.always {
+            mark(candidates, pos);
+        }
+        group.scan(pkt.payload, seen, candidates);
         if let Some(app) = app {
             for (_, bytes) in app.buffers {
-                group.scan(bytes, stamp, generation, candidates);
+                group.scan(bytes, seen, candidates);
             }
         }
-        if self.rank.is_empty() {
-            candidates.sort_unstable();
-        } else {
-            let rank = &self.rank;
-            candidates.sort_unstable_by_key(|&r| (rank.get(r as usize).copied().unwrap_or(3), r));
+        seen.iter_mut().for_each(|w| *w = 0);
+        if self.uses_flowbits {
             bits.load(store, pkt.flow_id, self.tag);
         }
         let first = out.len();
-        for &r in candidates.iter() {
-            let Some(rule) = self.set.rules.get(r as usize) else {
-                continue;
-            };
-            probe(r, bits);
-            let matched = match app {
-                None => rule_matches_bits(rule, pkt, bits),
-                Some(app) => app_rule_matches(rule, pkt, app, bits),
-            };
-            if !matched {
-                continue;
-            }
-            if pkt.flow_id != 0 {
-                for a in &rule.flowbit_actions {
-                    match *a {
-                        FlowbitAction::Set(b) => bits.set(b, true),
-                        FlowbitAction::Unset(b) => bits.set(b, false),
-                        FlowbitAction::Toggle(b) => {
-                            let on = bits.get(b);
-                            bits.set(b, !on);
+        for (w, word) in candidates.iter_mut().enumerate() {
+            // Taking the word leaves the set empty for the next call.
+            let mut word = std::mem::take(word);
+            while word != 0 {
+                let pos = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let Some(&r) = self.order.get(pos) else {
+                    continue;
+                };
+                let Some(rule) = self.set.rules.get(r as usize) else {
+                    continue;
+                };
+                probe(r, bits);
+                let matched = match app {
+                    None => rule_matches_bits(rule, pkt, bits),
+                    Some(app) => app_rule_matches(rule, pkt, app, bits),
+                };
+                if !matched {
+                    continue;
+                }
+                if pkt.flow_id != 0 {
+                    for a in &rule.flowbit_actions {
+                        match *a {
+                            FlowbitAction::Set(b) => bits.set(b, true),
+                            FlowbitAction::Unset(b) => bits.set(b, false),
+                            FlowbitAction::Toggle(b) => {
+                                let on = bits.get(b);
+                                bits.set(b, !on);
+                            }
                         }
                     }
                 }
-            }
-            if !rule.noalert {
-                out.push(r);
+                if !rule.noalert {
+                    out.push(r);
+                }
             }
         }
         if let Some(found) = out.get_mut(first..) {
             found.sort_unstable();
         }
-        if !self.rank.is_empty() && pkt.flow_id != 0 {
+        if self.uses_flowbits && pkt.flow_id != 0 {
             bits.save(store, pkt.flow_id);
         }
     }
