@@ -165,14 +165,15 @@ impl ArtifactCache {
 
 impl LoadHooks for CacheLoad<'_> {
     fn compile(&self, wt: &wasmtime::Engine) -> Result<Component, LoadError> {
-        if let Ok(artifact) = std::fs::read(&self.artifact) {
-            // SAFETY: see the module doc — artifacts in this directory
-            // are written only by `store` from this engine's own
-            // `precompile_component`; wasmtime checks the header.
-            if let Ok(c) = unsafe { Component::deserialize(wt, &artifact) } {
-                self.outcome.set(CacheOutcome::Hit);
-                return Ok(c);
-            }
+        // SAFETY: see the module doc — artifacts in this directory are
+        // written only by `store` from this engine's own
+        // `precompile_component`; wasmtime checks the header. The file is
+        // mapped, not read, for as long as the module lives; `store`
+        // replaces files by rename, never in place, so a mapped artifact
+        // never changes under a live module.
+        if let Ok(c) = unsafe { Component::deserialize_file(wt, &self.artifact) } {
+            self.outcome.set(CacheOutcome::Hit);
+            return Ok(c);
         }
         let compile_err = |e: wasmtime::Error| LoadError::Compile {
             module: self.name.to_string(),
