@@ -29,6 +29,7 @@
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -149,13 +150,21 @@ impl ArtifactCache {
 
     /// Best effort: a cache that cannot be written only costs compile time.
     /// Written under a temporary name and renamed, so a reader sees either
-    /// the old file or the whole new one.
+    /// the old file or the whole new one, and a file mapped by a live module
+    /// is never changed in place.
     fn store(&self, path: &Path, contents: &[u8]) {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
+        // Unique per process and call: parallel loads (the host activates
+        // modules on several threads) never share a temporary file.
+        static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
+        tmp.push(format!(
+            ".{}-{}.tmp",
+            std::process::id(),
+            NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+        ));
         let tmp = PathBuf::from(tmp);
         if std::fs::write(&tmp, contents).is_ok() && std::fs::rename(&tmp, path).is_err() {
             let _ = std::fs::remove_file(&tmp);

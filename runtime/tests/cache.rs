@@ -280,3 +280,41 @@ fn the_load_check_still_refuses_bad_components_with_a_warm_cache() {
     let err = cache.load(&engine, "cut", cut).expect_err("truncated");
     assert!(matches!(err, LoadError::Malformed { .. }), "{err}");
 }
+
+#[test]
+fn parallel_first_loads_of_one_module_leave_a_usable_cache() {
+    let dir = TempDir::new("parallel");
+    let engine = engine();
+    let bytes = component(6);
+    let cache = ArtifactCache::new(&dir.0);
+    let fresh = engine.load("m", &bytes).expect("fresh load");
+    let loaded: Vec<LoadedModule> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| load(&cache, &engine, &bytes).0))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("load thread"))
+            .collect()
+    });
+    for m in &loaded {
+        assert_same_module(m, &fresh);
+    }
+    let (m, outcome) = load(&cache, &engine, &bytes);
+    assert_eq!(outcome, CacheOutcome::Hit);
+    assert_eq!(m.describe_outcome(), DescribeOutcome::Cached);
+    assert_same_module(&m, &fresh);
+    assert_eq!(sids_hit(&m), vec![1002]);
+    // Only the artifact and the answer remain: no temporary files.
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .expect("cache dir")
+        .flatten()
+        .filter_map(|e| {
+            e.path()
+                .extension()
+                .map(|x| x.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cwasm", "describe"]);
+}
