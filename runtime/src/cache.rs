@@ -1,22 +1,26 @@
 //! [`ArtifactCache`]: precompiled components on disk, and each one's
 //! `describe` answer beside it, so activating or restarting on a module
-//! already loaded by this engine costs a deserialisation instead of a
-//! compile, and no module code runs (the full ET Open rule set: ~60 ms
-//! instead of ~500 ms with `describe`, ~1.2 s with a compile).
+//! already loaded by this engine costs mapping a file instead of a compile,
+//! and no module code runs (for the full ET Open rule set a few tens of ms
+//! instead of ~0.6 s with `describe` or ~1.5 s with a compile; the
+//! `cache_load` example and the bench measure it).
 //!
 //! An artifact's file name is the SHA-256 of the engine's
 //! `precompile_compatibility_hash` (wasmtime version, target, every codegen
 //! setting) and the component's own SHA-256, so an engine upgrade or config
 //! change simply misses the cache. The `describe` answer lives in
 //! `<same name>.describe` (format in the `described` module): its key
-//! adds the limits, metering and address space `describe` ran under, is
+//! adds the offered interface versions (which export's `describe` runs) and
+//! the limits, metering and address space it ran under, is
 //! stored inside the file with a checksum of the answer, and a file with
-//! another key, format or checksum is ignored and recomputed. A stored
+//! another key, format or checksum is ignored and recomputed (so one file
+//! per artifact holds the answer for the configuration that loaded it
+//! last). A stored
 //! answer passes the same checks as a fresh one (declared kind against the
 //! export, size bounds) and the fuel budget is computed from it and the
 //! current limits, so a hit yields the module a fresh load would.
 //!
-//! Trust: `Component::deserialize` runs machine code without validating it,
+//! Trust: `Component::deserialize_file` runs machine code without validating it,
 //! so artifacts must come only from this engine. The cache lives in the
 //! appliance's state directory (owner-only), is written only by
 //! [`ArtifactCache`] from components that passed the load-time check, and is
@@ -82,8 +86,9 @@ struct CacheLoad<'a> {
     artifact: PathBuf,
     /// `<artifact key>.describe`.
     describe: PathBuf,
-    /// The artifact key plus the limits and metering `describe` ran under:
-    /// an answer is reused only where a fresh call would have run under the
+    /// The artifact key plus the offered interface versions, limits,
+    /// metering and address space `describe` ran under: an answer is reused
+    /// only where a fresh load would have called the same export under the
     /// same caps.
     describe_key: [u8; 32],
     outcome: Cell<CacheOutcome>,
@@ -127,6 +132,9 @@ impl ArtifactCache {
         d.update(b"describe");
         d.update(artifact_key);
         for part in [
+            // The offered versions decide which export's `describe` runs
+            // (a component may export an `inspector` and a `flat-inspector`).
+            postcard::to_allocvec(&config.interfaces),
             postcard::to_allocvec(&config.limits),
             postcard::to_allocvec(&config.metering),
             postcard::to_allocvec(&config.address_space),

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
 use sandgate_runtime::{
-    ArtifactCache, CacheOutcome, DescribeOutcome, Engine, EngineConfig, Limits, LoadError,
-    LoadedModule,
+    ArtifactCache, CacheOutcome, DescribeOutcome, Engine, EngineConfig, InterfaceVersion, Limits,
+    LoadError, LoadedModule,
 };
 
 /// A fresh cache directory, removed on drop.
@@ -209,11 +209,22 @@ fn a_describe_file_of_another_component_is_not_accepted() {
 }
 
 #[test]
-fn an_answer_is_reused_only_under_the_same_limits() {
+fn an_answer_is_reused_only_under_the_same_interfaces_and_limits() {
     let dir = TempDir::new("limits");
     let bytes = component(5);
     let cache = ArtifactCache::new(&dir.0);
     load(&cache, &engine(), &bytes);
+
+    // Other offered versions may pick another export: describe runs again.
+    let only_1_0 = Engine::new(EngineConfig {
+        interfaces: vec![InterfaceVersion::new(1, 0, 0)],
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let (m, _) = load(&cache, &only_1_0, &bytes);
+    assert_eq!(m.describe_outcome(), DescribeOutcome::Called);
+    let (m, _) = load(&cache, &only_1_0, &bytes);
+    assert_eq!(m.describe_outcome(), DescribeOutcome::Cached);
 
     // Other caps, other answer: describe runs again under them.
     let raised = Engine::new(EngineConfig {
