@@ -156,13 +156,13 @@ impl ArtifactCache {
         }
     }
 
-    /// Best effort: a cache that cannot be written only costs compile time.
-    /// Written under a temporary name and renamed, so a reader sees either
-    /// the old file or the whole new one, and a file mapped by a live module
-    /// is never changed in place.
-    fn store(&self, path: &Path, contents: &[u8]) {
+    /// Best effort: a cache that cannot be written only costs compile time;
+    /// says whether `path` now holds `contents`. Written under a temporary
+    /// name and renamed, so a reader sees either the old file or the whole
+    /// new one, and a file mapped by a live module is never changed in place.
+    fn store(&self, path: &Path, contents: &[u8]) -> bool {
         if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
+            return false;
         }
         // Unique per process and call: parallel loads (the host activates
         // modules on several threads) never share a temporary file.
@@ -174,9 +174,11 @@ impl ArtifactCache {
             NEXT_TMP.fetch_add(1, Ordering::Relaxed)
         ));
         let tmp = PathBuf::from(tmp);
-        if std::fs::write(&tmp, contents).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let stored = std::fs::write(&tmp, contents).is_ok() && std::fs::rename(&tmp, path).is_ok();
+        if !stored {
             let _ = std::fs::remove_file(&tmp);
         }
+        stored
     }
 }
 
@@ -197,7 +199,15 @@ impl LoadHooks for CacheLoad<'_> {
             detail: format!("{e:#}"),
         };
         let artifact = wt.precompile_component(self.bytes).map_err(compile_err)?;
-        self.cache.store(&self.artifact, &artifact);
+        // Mapping the stored file, as a hit would, lets instances take their
+        // initial memory from it instead of a private copy of the image.
+        if self.cache.store(&self.artifact, &artifact) {
+            // SAFETY: as above; the file was written just now from
+            // `artifact`, produced by this engine.
+            if let Ok(c) = unsafe { Component::deserialize_file(wt, &self.artifact) } {
+                return Ok(c);
+            }
+        }
         // SAFETY: `artifact` was produced just now by this engine.
         unsafe { Component::deserialize(wt, &artifact) }.map_err(compile_err)
     }
@@ -213,7 +223,9 @@ impl LoadHooks for CacheLoad<'_> {
 
     fn keep_describe(&self, d: &Described) {
         if let Some(file) = described::encode(&self.describe_key, d) {
-            self.cache.store(&self.describe, &file);
+            // Best effort, like the artifact: a miss next time costs a
+            // `describe` call.
+            let _ = self.cache.store(&self.describe, &file);
         }
     }
 }
