@@ -25,7 +25,10 @@ use sha2::{Digest, Sha256};
 use crate::host::LogLine;
 use crate::wit::{self, ModuleInfo};
 
-/// Stored format; bump on any change to the layout or the mirror types.
+/// Stored format; bump on any change to the layout or the mirror types, or
+/// to what the host functions answer a module during `describe` (the key
+/// covers the component, wasmtime's configuration and the limits, not this
+/// crate's code).
 pub(crate) const FORMAT: u8 = 1;
 const MAGIC: &[u8; 7] = b"SGDESC\0";
 const HEADER: usize = 8 + 32 + 32;
