@@ -11,10 +11,11 @@ use wit_parser::{ManglingAndAbi, Resolve};
 
 use crate::check::{self, Reference, Role};
 use crate::config::{AddressSpace, EngineConfig, Metering};
+use crate::described::Described;
 use crate::error::{EngineError, FaultKind, LoadError};
 use crate::host::HostState;
 use crate::meter::{self, Armed, Ticker};
-use crate::module::{self, LoadedModule, Pre};
+use crate::module::{self, DescribeOutcome, LoadedModule, Pre};
 use crate::wit;
 
 /// The newest WIT this build implements, compiled in; the reference for
@@ -110,27 +111,30 @@ impl Engine {
     /// compile, link, export type check (no code run yet), instantiate and
     /// call `describe` under the fuel and memory caps, validate its answer.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
-        self.load_with(name, bytes, &|engine| {
-            Component::new(engine, bytes).map_err(|e| LoadError::Compile {
-                module: name.to_string(),
-                detail: format!("{e:#}"),
-            })
-        })
+        self.load_with(name, bytes, &Fresh { name, bytes })
     }
 
-    /// [`Engine::load`] with the compile step supplied by the caller (the
-    /// precompiled-artifact cache); every check still runs on `bytes`.
+    /// The wasmtime engine, for the artifact cache's keys.
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    /// [`Engine::load`] with the compile step and a store of `describe`
+    /// answers supplied by the caller (the artifact cache); every check
+    /// still runs on `bytes`, and a stored answer gets the same checks as a
+    /// fresh one (a stored answer that fails them is replaced by a fresh
+    /// `describe`).
     pub(crate) fn load_with(
         &self,
         name: &str,
         bytes: &[u8],
-        compile: &dyn Fn(&wasmtime::Engine) -> Result<Component, LoadError>,
+        hooks: &dyn LoadHooks,
     ) -> Result<LoadedModule, LoadError> {
         let inner = &*self.inner;
         let offered = &inner.config.interfaces;
         let inventory = check::scan(name, bytes, &inner.config.limits)?;
         let role = check::gate(name, &inventory, offered)?;
-        let component = compile(&inner.engine)?;
+        let component = hooks.compile(&inner.engine)?;
         let pre = inner.linker.instantiate_pre(&component).map_err(|e| {
             check::link_error(
                 name,
@@ -170,7 +174,27 @@ impl Engine {
                 Pre::Flat(wit::flat::FlatIpsModulePre::new(pre).map_err(export_type)?)
             }
         };
-        module::describe_and_build(self, name, pre, inventory, interface_version)
+        let cached = hooks
+            .cached_describe()
+            .filter(|d| module::check_described(name, &pre, &d.info).is_ok());
+        let (described, outcome) = match cached {
+            Some(d) => (d, DescribeOutcome::Cached),
+            None => {
+                let d = module::describe(self, name, &pre)?;
+                module::check_described(name, &pre, &d.info)?;
+                hooks.keep_describe(&d);
+                (d, DescribeOutcome::Called)
+            }
+        };
+        Ok(module::build(
+            self,
+            name,
+            pre,
+            inventory,
+            interface_version,
+            described,
+            outcome,
+        ))
     }
 
     /// A store with fresh host state, limiter attached, budget for
@@ -201,6 +225,38 @@ impl Engine {
     pub(crate) fn new_host_state(&self) -> HostState {
         HostState::new(&self.inner.config.limits, self.inner.config.memory_cap())
     }
+}
+
+/// What [`Engine::load_with`] takes from its caller: how to get compiled
+/// code, and where earlier `describe` answers may be found and new ones kept.
+pub(crate) trait LoadHooks {
+    /// The compiled component for the bytes being loaded.
+    fn compile(&self, engine: &wasmtime::Engine) -> Result<Component, LoadError>;
+    /// An earlier answer of `describe` for these bytes, engine and limits.
+    fn cached_describe(&self) -> Option<Described>;
+    /// Keeps a fresh answer that passed its checks.
+    fn keep_describe(&self, described: &Described);
+}
+
+/// A plain load: compile now, call `describe`, keep nothing.
+struct Fresh<'a> {
+    name: &'a str,
+    bytes: &'a [u8],
+}
+
+impl LoadHooks for Fresh<'_> {
+    fn compile(&self, engine: &wasmtime::Engine) -> Result<Component, LoadError> {
+        Component::new(engine, self.bytes).map_err(|e| LoadError::Compile {
+            module: self.name.to_string(),
+            detail: format!("{e:#}"),
+        })
+    }
+
+    fn cached_describe(&self) -> Option<Described> {
+        None
+    }
+
+    fn keep_describe(&self, _: &Described) {}
 }
 
 fn base_config(config: &EngineConfig) -> Config {

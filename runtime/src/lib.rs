@@ -10,10 +10,11 @@
 //! | module | what lives there |
 //! | --- | --- |
 //! | [`config`] | [`EngineConfig`], [`Limits`], [`PoolConfig`], [`FailPolicy`], [`QuarantineConfig`]: every knob, with defaults |
-//! | [`cache`] | [`ArtifactCache`]: precompiled components keyed by the engine's compatibility hash |
+//! | [`cache`] | [`ArtifactCache`]: precompiled components and their `describe` answers, keyed by the engine's compatibility hash |
+//! | `described` | a `describe` answer with its load logs, and the checksummed file the cache keeps it in |
 //! | [`check`] | the load-time check (size, parse, version gates, allow-list, export types) |
 //! | `engine` | [`Engine`]: wasmtime engine + linker, [`Engine::load`] |
-//! | `module` | [`LoadedModule`], [`FuelBudget`], bounds on `describe` output |
+//! | `module` | [`LoadedModule`], [`FuelBudget`], [`DescribeOutcome`], the `describe` call and the bounds on its output |
 //! | `meter` | [`Metering`] at work: fuel, an epoch deadline (ticker thread) or nothing per call |
 //! | `instance` | [`ModuleInstance`]: `inspect`/`inspect_app`, fault classification, restart after a trap |
 //! | `app` | [`AppData`]/[`AppBuffer`]/[`AppProto`]: application-layer side data of a batch (1.2.0), the flat 1.2.0 batch layout and the 1.0.0 view without transaction entries |
@@ -45,6 +46,7 @@ pub mod cache;
 pub mod check;
 pub mod config;
 mod counters;
+mod described;
 mod engine;
 pub mod error;
 mod host;
@@ -67,7 +69,9 @@ pub use engine::{Allocator, Engine};
 pub use error::{EngineError, Fault, FaultKind, ItemKind, LoadError};
 pub use host::LogLine;
 pub use instance::ModuleInstance;
-pub use module::{FuelBudget, LoadedModule, MAX_MSG, MAX_RULES, MAX_RULE_LIST, MAX_SHORT_STRING};
+pub use module::{
+    DescribeOutcome, FuelBudget, LoadedModule, MAX_MSG, MAX_RULES, MAX_RULE_LIST, MAX_SHORT_STRING,
+};
 pub use scan::{Detection, ScanId, ScanInstance, ScanLimit, ScanOptions, ScanReport, FUEL_PER_MS};
 pub use version::InterfaceVersion;
 

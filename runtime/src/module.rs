@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::check::Inventory;
 use crate::config::Limits;
 use crate::counters::FaultCounters;
+use crate::described::Described;
 use crate::engine::{classify, Engine};
 use crate::error::{Fault, FaultKind, LoadError};
 use crate::host::{HostState, LogLine};
@@ -104,6 +105,7 @@ pub(crate) struct ModuleInner {
     pub(crate) fuel: FuelBudget,
     pub(crate) counters: FaultCounters,
     pub(crate) load_logs: Vec<LogLine>,
+    pub(crate) describe_outcome: DescribeOutcome,
 }
 
 impl std::fmt::Debug for LoadedModule {
@@ -182,9 +184,17 @@ impl LoadedModule {
         &self.inner.engine
     }
 
-    /// Lines the module logged while instantiating and describing itself.
+    /// Lines the module logged while instantiating and describing itself
+    /// (on a [`DescribeOutcome::Cached`] load, those of the load that
+    /// computed the answer).
     pub fn load_logs(&self) -> &[LogLine] {
         &self.inner.load_logs
+    }
+
+    /// Whether `describe` ran during this load or its answer came from the
+    /// artifact cache.
+    pub fn describe_outcome(&self) -> DescribeOutcome {
+        self.inner.describe_outcome
     }
 
     /// A fresh instance with empty flow state, for `inspect`. An AV module
@@ -217,18 +227,23 @@ enum Bindings {
     Flat(wit::flat::FlatIpsModule),
 }
 
-/// Last load step: instantiate once, call `describe` under the caps, check
-/// its answer.
-pub(crate) fn describe_and_build(
-    engine: &Engine,
-    name: &str,
-    pre: Pre,
-    inventory: Inventory,
-    interface_version: InterfaceVersion,
-) -> Result<LoadedModule, LoadError> {
+/// Where a loaded module's `describe` answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescribeOutcome {
+    /// The module was instantiated and `describe` called during this load.
+    Called,
+    /// Taken from the artifact cache's copy of an earlier answer for the
+    /// same component, engine and limits, and checked again like a fresh
+    /// one; no module code ran during the load.
+    Cached,
+}
+
+/// Instantiates the module once and calls `describe` under the caps; the
+/// answer is still unchecked ([`check_described`]).
+pub(crate) fn describe(engine: &Engine, name: &str, pre: &Pre) -> Result<Described, LoadError> {
     let limits = &engine.config().limits;
     let mut store = engine.new_store(engine.new_host_state());
-    let instantiated = match &pre {
+    let instantiated = match pre {
         Pre::Ips(p) => p.instantiate(&mut store).map(Bindings::Ips),
         Pre::Av(p) => p.instantiate(&mut store).map(Bindings::Av),
         Pre::Flat(p) => p.instantiate(&mut store).map(Bindings::Flat),
@@ -253,17 +268,25 @@ pub(crate) fn describe_and_build(
             .sandgate_pattern_flat_inspector()
             .call_describe(&mut store),
     };
-    let info = match described {
-        Ok(info) => info,
+    match described {
+        Ok(info) => Ok(Described {
+            info,
+            logs: store.data_mut().take_logs(),
+        }),
         Err(e) => {
             let (kind, detail) = classify(&e, store.data());
-            return Err(LoadError::Describe {
+            Err(LoadError::Describe {
                 module: name.to_string(),
                 kind,
                 detail,
-            });
+            })
         }
-    };
+    }
+}
+
+/// The checks on a `describe` answer, fresh or cached: the kind it declares
+/// matches the interface it exports, and [`validate_info`]'s bounds.
+pub(crate) fn check_described(name: &str, pre: &Pre, info: &ModuleInfo) -> Result<(), LoadError> {
     let (exported, interface) = match pre {
         Pre::Ips(_) => (ModuleKind::Ips, "inspector"),
         Pre::Flat(_) => (ModuleKind::Ips, "flat-inspector"),
@@ -279,44 +302,58 @@ pub(crate) fn describe_and_build(
             ),
         });
     }
-    validate_info(&info).map_err(|detail| LoadError::Describe {
+    validate_info(info).map_err(|detail| LoadError::Describe {
         module: name.to_string(),
         kind: FaultKind::BadOutput,
         detail,
-    })?;
-    let load_logs = store.data_mut().take_logs();
-    drop(store);
-    let fuel = FuelBudget::new(limits, &info);
-    Ok(LoadedModule {
+    })
+}
+
+/// Last load step: the module from a checked `describe` answer, with the
+/// fuel budget the engine's limits and the answer give.
+pub(crate) fn build(
+    engine: &Engine,
+    name: &str,
+    pre: Pre,
+    inventory: Inventory,
+    interface_version: InterfaceVersion,
+    described: Described,
+    describe_outcome: DescribeOutcome,
+) -> LoadedModule {
+    let fuel = FuelBudget::new(&engine.config().limits, &described.info);
+    LoadedModule {
         inner: Arc::new(ModuleInner {
             name: Arc::from(name),
             engine: engine.clone(),
             pre,
-            info,
+            info: described.info,
             interface_version,
             inventory,
             fuel,
             counters: FaultCounters::default(),
-            load_logs,
+            load_logs: described.logs,
+            describe_outcome,
         }),
-    })
+    }
 }
 
 /// Bounds on what `describe` may return, so a module cannot make the host
-/// hold or print unbounded data; names the offending field.
+/// hold or print unbounded data; names the offending field. Field names are
+/// only formatted for the error (a full rule set has ~100,000 strings).
 pub(crate) fn validate_info(info: &ModuleInfo) -> Result<(), String> {
-    let short = |what: &str, s: &str| {
+    let short = |what: &dyn Fn() -> String, s: &str| {
         if s.len() > MAX_SHORT_STRING {
             Err(format!(
-                "{what} is {} bytes, limit {MAX_SHORT_STRING}",
+                "{} is {} bytes, limit {MAX_SHORT_STRING}",
+                what(),
                 s.len()
             ))
         } else {
             Ok(())
         }
     };
-    short("name", &info.name)?;
-    short("version", &info.version)?;
+    short(&|| "name".into(), &info.name)?;
+    short(&|| "version".into(), &info.version)?;
     if info.name.is_empty() {
         return Err("name is empty".into());
     }
@@ -336,7 +373,7 @@ pub(crate) fn validate_info(info: &ModuleInfo) -> Result<(), String> {
             ));
         }
         if let Some(c) = &rule.classtype {
-            short(&at("classtype"), c)?;
+            short(&|| at("classtype"), c)?;
         }
         for (what, list) in [
             ("references", &rule.references),
@@ -350,7 +387,7 @@ pub(crate) fn validate_info(info: &ModuleInfo) -> Result<(), String> {
                 ));
             }
             for s in list {
-                short(&at(what), s)?;
+                short(&|| at(what), s)?;
             }
         }
         if rule.thresholds.len() > MAX_RULE_LIST {
