@@ -47,6 +47,10 @@ pub(super) fn default_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
+/// Fewer items than this are mapped on the calling thread: starting threads
+/// would cost more than it saves (single rules, fuzz inputs).
+const MIN_PARALLEL: usize = 32;
+
 /// `f` applied to every item on up to `threads` threads, results in item
 /// order. `done` runs on the calling thread once per finished item (for
 /// progress). Items are handed out one at a time, so one slow item (a
@@ -63,7 +67,7 @@ where
     F: Fn(&T) -> R + Sync,
 {
     let workers = threads.get().min(items.len());
-    if workers <= 1 {
+    if workers <= 1 || items.len() < MIN_PARALLEL {
         return items
             .iter()
             .map(|item| {
@@ -190,9 +194,14 @@ alert tcp any any -> any any (msg:\"third copy, duplicate\"; content:\"z\"; sid:
 alert tcp any any -> any any (msg:\"sets a\"; flowbits:set,a; pcre:\"/(a)\\1/\"; sid:2;)
 alert tcp any any -> any any (msg:\"sets c\"; flowbits:set,c; content:\"w\"; sid:3;)
 ";
+        // Enough plain rules after them that the set is lowered in parallel.
+        let filler: String = (100..100 + MIN_PARALLEL)
+            .map(|sid| format!("alert tcp any any -> any any (msg:\"f\"; sid:{sid};)\n"))
+            .collect();
+        let text = format!("{text}{filler}");
         let sources = [RuleSource {
             file: "dups.rules",
-            text,
+            text: &text,
         }];
         let vars = Vars::suricata_defaults();
         for n in [1, 2, 4] {
@@ -201,8 +210,10 @@ alert tcp any any -> any any (msg:\"sets c\"; flowbits:set,c; content:\"w\"; sid
                 .set
                 .rules
                 .iter()
+                .take(3)
                 .map(|r| (r.meta.sid, r.meta.msg.as_str()))
                 .collect();
+            assert_eq!(c.set.rules.len(), 3 + MIN_PARALLEL, "{n} threads");
             assert_eq!(
                 kept,
                 [(1, "sets b"), (7, "second copy, kept"), (3, "sets c")],
