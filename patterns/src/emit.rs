@@ -74,11 +74,7 @@ pub enum EmitError {
 
 /// Build the component for `set`.
 pub fn rules_component(set: &RuleSet, manifest: &ModuleManifest) -> Result<Vec<u8>, EmitError> {
-    let blob = set
-        .to_bytes()
-        .map_err(|e| EmitError::Serialize(e.to_string()))?;
-    let core = embed_data(GUEST_WASM, [MAGIC0, MAGIC1], &blob)?;
-    wrap(&core, manifest)
+    rules_component_from_data(&rule_data(set)?, manifest)
 }
 
 /// Build the 1.2.0 (`flat-inspector`) component for `set`: the variant
@@ -87,11 +83,33 @@ pub fn flat_rules_component(
     set: &RuleSet,
     manifest: &ModuleManifest,
 ) -> Result<Vec<u8>, EmitError> {
-    let blob = set
-        .to_bytes()
-        .map_err(|e| EmitError::Serialize(e.to_string()))?;
-    let core = embed_data(FLAT_GUEST_WASM, [MAGIC0, MAGIC1], &blob)?;
-    wrap(&core, manifest)
+    flat_rules_component_from_data(&rule_data(set)?, manifest)
+}
+
+/// [`rules_component`] from the set already serialised
+/// ([`RuleSet::to_bytes`]), for callers that hash it too.
+pub fn rules_component_from_data(
+    data: &[u8],
+    manifest: &ModuleManifest,
+) -> Result<Vec<u8>, EmitError> {
+    wrap(&embed_data(GUEST_WASM, [MAGIC0, MAGIC1], data)?, manifest)
+}
+
+/// [`flat_rules_component`] from the set already serialised.
+pub fn flat_rules_component_from_data(
+    data: &[u8],
+    manifest: &ModuleManifest,
+) -> Result<Vec<u8>, EmitError> {
+    wrap(
+        &embed_data(FLAT_GUEST_WASM, [MAGIC0, MAGIC1], data)?,
+        manifest,
+    )
+}
+
+/// `set` as the bytes a rules module embeds.
+pub fn rule_data(set: &RuleSet) -> Result<Vec<u8>, EmitError> {
+    set.to_bytes()
+        .map_err(|e| EmitError::Serialize(e.to_string()))
 }
 
 /// Build the AV component for `db`: the data is a postcard `(name,

@@ -9,7 +9,9 @@
 //!   signatures name database, line, signature and construct.
 //! - [`compile`]: keyword semantics — parsed rules lowered into the matcher IR
 //!   ([`sandgate_matcher::RuleSet`]); unsupported rules become
-//!   [`compile::Skipped`] entries naming file, line, sid and keyword.
+//!   [`compile::Skipped`] entries naming file, line, sid and keyword. Rules
+//!   are lowered on every core, each distinct `pcre` compiled once; the
+//!   output is the same for any thread count.
 //! - [`emit`]: the IR embedded as data into the prebuilt matcher guest and
 //!   wrapped as a `sandgate:pattern@1.0.0` component (no rustc involved).
 //! - [`bundle`]: the bundle file that carries module variants, their test

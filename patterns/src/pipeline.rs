@@ -13,7 +13,10 @@ use thiserror::Error;
 use crate::av::{compile_databases, AvError, AvSkip, DbFile, CLAMAV_FLEVEL};
 use crate::bundle::{Bundle, ModuleEntry};
 use crate::compile::{compile_rules_with, CompileProgress, Skipped};
-use crate::emit::{av_component, flat_rules_component, rules_component, EmitError, ModuleManifest};
+use crate::emit::{
+    av_component, flat_rules_component_from_data, rule_data, rules_component_from_data, EmitError,
+    ModuleManifest,
+};
 use crate::rules::{RuleSource, Vars};
 
 /// The interface version IPS modules built here need (the oldest with
@@ -190,30 +193,29 @@ pub fn build_with_progress(
         if rules_compiled == 0 {
             return Err(BuildError::NothingCompiled { total: rules_total });
         }
-        let emit_err = |source| BuildError::Emit {
-            id: opts.module_id.clone(),
-            source,
-        };
         progress(BuildProgress::Encoding {
             module: opts.module_id.clone(),
         });
         let (packet_set, left_out) = without_app_rules(&compiled.set);
-        // The 1.0.0 variant: every rule that needs no application layer.
-        if !packet_set.rules.is_empty() {
-            let content = packet_set
-                .to_bytes()
-                .map_err(|e| emit_err(EmitError::Serialize(e.to_string())))?;
-            let manifest = manifest(
-                &opts.module_id,
-                version,
-                "ips",
-                INTERFACE_VERSION,
-                packet_set.rules.len(),
-                &content,
-            );
-            let component = rules_component(&packet_set, &manifest).map_err(emit_err)?;
-            modules.push((entry(&manifest), component));
-        }
+        let variant = |set: &sandgate_matcher::RuleSet, interface: &str, flat: bool| {
+            rules_variant(set, &opts.module_id, version, interface, flat)
+        };
+        // The two variants are independent: encode them side by side.
+        let (packet_module, app_module) = std::thread::scope(|scope| {
+            // The 1.0.0 variant: every rule that needs no application layer.
+            let packet = scope.spawn(|| {
+                (!packet_set.rules.is_empty())
+                    .then(|| variant(&packet_set, INTERFACE_VERSION, false))
+                    .transpose()
+            });
+            // The 1.2.0 variant: every rule, on the flat batch.
+            let app = variant(&compiled.set, APP_INTERFACE_VERSION, true);
+            let packet = packet
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (packet, app)
+        });
+        modules.extend(packet_module?);
         variants.push(VariantReport {
             interface: INTERFACE_VERSION.into(),
             rules: packet_set.rules.len(),
@@ -226,21 +228,7 @@ pub fn build_with_progress(
                 )]
             },
         });
-        // The 1.2.0 variant: every rule, on the flat batch.
-        let content = compiled
-            .set
-            .to_bytes()
-            .map_err(|e| emit_err(EmitError::Serialize(e.to_string())))?;
-        let manifest = manifest(
-            &opts.module_id,
-            version,
-            "ips",
-            APP_INTERFACE_VERSION,
-            rules_compiled,
-            &content,
-        );
-        let component = flat_rules_component(&compiled.set, &manifest).map_err(emit_err)?;
-        modules.push((entry(&manifest), component));
+        modules.push(app_module?);
         variants.push(VariantReport {
             interface: APP_INTERFACE_VERSION.into(),
             rules: rules_compiled,
@@ -300,10 +288,39 @@ pub fn build_with_progress(
 /// variant), and how many were left out. Flowbit numbering is kept, so both
 /// variants store the same per-flow state.
 pub fn without_app_rules(set: &sandgate_matcher::RuleSet) -> (sandgate_matcher::RuleSet, usize) {
-    let mut out = set.clone();
-    out.rules.retain(|r| !r.is_app());
+    let out = sandgate_matcher::RuleSet {
+        format: set.format,
+        name: set.name.clone(),
+        version: set.version.clone(),
+        rules: set.rules.iter().filter(|r| !r.is_app()).cloned().collect(),
+        flowbits: set.flowbits.clone(),
+    };
     let left_out = set.rules.len() - out.rules.len();
     (out, left_out)
+}
+
+/// One variant of the rules module: `set` serialised once, hashed into the
+/// manifest and embedded into the 1.0.0 guest or (`flat`) the 1.2.0 one.
+fn rules_variant(
+    set: &sandgate_matcher::RuleSet,
+    id: &str,
+    version: u64,
+    interface: &str,
+    flat: bool,
+) -> Result<(ModuleEntry, Vec<u8>), BuildError> {
+    let emit_err = |source| BuildError::Emit {
+        id: id.to_string(),
+        source,
+    };
+    let content = rule_data(set).map_err(emit_err)?;
+    let manifest = manifest(id, version, "ips", interface, set.rules.len(), &content);
+    let component = if flat {
+        flat_rules_component_from_data(&content, &manifest)
+    } else {
+        rules_component_from_data(&content, &manifest)
+    }
+    .map_err(emit_err)?;
+    Ok((entry(&manifest), component))
 }
 
 fn manifest(
@@ -334,5 +351,58 @@ fn entry(m: &ModuleManifest) -> ModuleEntry {
         sha256: String::new(),
         offset: 0,
         len: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_the_same_rules_twice_gives_identical_modules() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/rules/et-open-2020");
+        let inputs: Vec<PathBuf> = [
+            "emerging-netbios.rules",
+            "emerging-web_client.rules",
+            "emerging-imap.rules",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+        if inputs.len() < 3 {
+            println!("skip: ET Open 2020 rules not found in {}", dir.display());
+            return;
+        }
+        let opts = BuildOptions {
+            inputs,
+            vars: Vars::suricata_defaults(),
+            module_id: "ips-rules".into(),
+            bundle_version: Some(7),
+        };
+        let (a, b) = match (build(&opts), build(&opts)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!("build failed: {:?} / {:?}", a.err(), b.err()),
+        };
+        let ids = |r: &BuildReport| -> Vec<(String, String, u32)> {
+            r.bundle
+                .manifest
+                .modules
+                .iter()
+                .map(|m| (m.id.clone(), m.interface.clone(), m.rules))
+                .collect()
+        };
+        assert_eq!(ids(&a).len(), 2, "{:?}", ids(&a));
+        assert_eq!(ids(&a), ids(&b));
+        assert_eq!(a.variants, b.variants);
+        assert_eq!(a.skipped, b.skipped);
+        for (i, (ma, mb)) in a.bundle.modules.iter().zip(&b.bundle.modules).enumerate() {
+            assert!(ma == mb, "module {i} differs between two builds");
+        }
+        // The 1.0.0 variant holds only rules without application-layer
+        // needs; the 1.2.0 one all of them.
+        assert!(a.variants[0].rules < a.variants[1].rules);
+        assert_eq!(a.variants[1].rules, a.rules_compiled);
     }
 }

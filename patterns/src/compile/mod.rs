@@ -7,13 +7,17 @@
 //!
 //! Modules: this one holds the API, rule metadata and `content`;
 //! `payload` the other payload keywords (`pcre`, `isdataat`, `byte_*`);
-//! `header` the packet-header keywords, `flowbits` and thresholds.
+//! `header` the packet-header keywords, `flowbits` and thresholds;
+//! `batch` lowering a whole set on every core, each distinct `pcre`
+//! compiled once.
 
+mod batch;
 mod header;
 mod payload;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::num::NonZeroUsize;
 
 use sandgate_matcher::flowbits::MAX_FLOWBITS;
 use sandgate_matcher::{
@@ -179,7 +183,8 @@ pub fn compile_rules(
     compile_rules_with(sources, vars, name, version, &mut |_| {})
 }
 
-/// [`compile_rules`], reporting progress to `progress`.
+/// [`compile_rules`], reporting progress to `progress`. Rules are lowered
+/// on every core; the result is the same as on one.
 pub fn compile_rules_with(
     sources: &[RuleSource<'_>],
     vars: &Vars,
@@ -187,44 +192,77 @@ pub fn compile_rules_with(
     version: &str,
     progress: &mut dyn FnMut(CompileProgress),
 ) -> Compiled {
+    compile_rules_on(
+        sources,
+        vars,
+        name,
+        version,
+        batch::default_threads(),
+        progress,
+    )
+}
+
+/// [`compile_rules_with`] on `threads` threads. Parsing and lowering are
+/// per rule; duplicate sids and flowbit numbers are then settled in rule
+/// order, so the set is identical for any thread count.
+pub fn compile_rules_on(
+    sources: &[RuleSource<'_>],
+    vars: &Vars,
+    name: &str,
+    version: &str,
+    threads: NonZeroUsize,
+    progress: &mut dyn FnMut(CompileProgress),
+) -> Compiled {
+    let mut parsed = Vec::new();
+    for src in sources {
+        let rules = parse_rules(src, vars);
+        progress(CompileProgress::Parsed { rules: rules.len() });
+        parsed.extend(rules);
+    }
+    let pcres = batch::PcreCache::default();
+    let lowered = batch::map_in_order(
+        &parsed,
+        threads,
+        |p| p.as_ref().ok().map(|p| lower_unnumbered(p, &pcres)),
+        &mut || progress(CompileProgress::Rule),
+    );
+    drop(pcres);
     let mut set = RuleSet::new(name, version);
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
     let mut flowbits = FlowbitNames::default();
-    for src in sources {
-        let rules = parse_rules(src, vars);
-        progress(CompileProgress::Parsed { rules: rules.len() });
-        for parsed in rules {
-            progress(CompileProgress::Rule);
-            let parsed = match parsed {
-                Ok(p) => p,
-                Err(e) => {
-                    skipped.push(Skipped {
-                        file: e.file.clone(),
-                        line: e.line,
-                        sid: e.sid,
-                        reason: SkipReason::Parse(e.kind.to_string()),
-                    });
-                    continue;
-                }
-            };
-            let at = |reason| Skipped {
-                file: parsed.file.clone(),
-                line: parsed.line,
-                sid: parsed.sid,
-                reason,
-            };
-            if !seen.insert((gid_of(&parsed), parsed.sid)) {
-                skipped.push(at(SkipReason::DuplicateSid));
+    for (parsed, lowered) in parsed.into_iter().zip(lowered) {
+        let (parsed, lowered) = match (parsed, lowered) {
+            (Ok(p), Some(l)) => (p, l),
+            (Err(e), _) => {
+                skipped.push(Skipped {
+                    file: e.file,
+                    line: e.line,
+                    sid: e.sid,
+                    reason: SkipReason::Parse(e.kind.to_string()),
+                });
                 continue;
             }
-            match lower_rule_with(&parsed, &mut flowbits) {
-                Ok(rule) => set.rules.push(rule),
-                Err(reason) => {
-                    seen.remove(&(gid_of(&parsed), parsed.sid));
-                    skipped.push(at(reason));
-                }
+            // Lowering yields a result for every rule that parsed.
+            (Ok(_), None) => continue,
+        };
+        let at = |reason| Skipped {
+            file: parsed.file.clone(),
+            line: parsed.line,
+            sid: parsed.sid,
+            reason,
+        };
+        let key = (gid_of(&parsed), parsed.sid);
+        if seen.contains(&key) {
+            skipped.push(at(SkipReason::DuplicateSid));
+            continue;
+        }
+        match lowered.and_then(|(rule, pending)| flowbits.number(rule, pending)) {
+            Ok(rule) => {
+                seen.insert(key);
+                set.rules.push(rule);
             }
+            Err(reason) => skipped.push(at(reason)),
         }
     }
     set.flowbits = flowbits.names;
@@ -249,6 +287,12 @@ struct FlowbitNames {
 }
 
 impl FlowbitNames {
+    /// `rule` with its flowbit conditions and actions, `pending` numbered.
+    fn number(&mut self, mut rule: Rule, pending: PendingFlowbits) -> Result<Rule, SkipReason> {
+        (rule.flowbit_checks, rule.flowbit_actions) = self.intern(pending)?;
+        Ok(rule)
+    }
+
     /// Number every name of `pending` (all or none, so a skipped rule
     /// leaves no trace) and build the rule's flowbit conditions and actions.
     fn intern(
@@ -305,7 +349,8 @@ fn bad(keyword: &str, why: impl Into<String>) -> SkipReason {
 /// Lower one parsed rule. Flowbit names are numbered for this rule alone;
 /// [`compile_rules`] numbers them across the whole set.
 pub fn lower_rule(p: &ParsedRule) -> Result<Rule, SkipReason> {
-    lower_rule_with(p, &mut FlowbitNames::default())
+    let (rule, pending) = lower_unnumbered(p, &batch::PcreCache::default())?;
+    FlowbitNames::default().number(rule, pending)
 }
 
 /// What lowering has built so far for one rule; keyword lowerings add to it.
@@ -373,7 +418,12 @@ impl RuleBuilder {
     }
 }
 
-fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<Rule, SkipReason> {
+/// Lower one rule, leaving its flowbits as names (the rule's flowbit
+/// checks and actions stay empty until [`FlowbitNames::number`]).
+fn lower_unnumbered(
+    p: &ParsedRule,
+    pcres: &batch::PcreCache,
+) -> Result<(Rule, PendingFlowbits), SkipReason> {
     let proto = match &p.protocol {
         Protocol::Ip => Proto::Ip,
         Protocol::Tcp => Proto::Tcp,
@@ -462,7 +512,7 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
             }
             "pcre" => {
                 let (opt, id) = pcre_buffer(opt)?;
-                payload::lower(kw, &opt, &mut b)?;
+                payload::lower(kw, &opt, &mut b, pcres)?;
                 if let Some(id) = id {
                     b.sync_buffers();
                     if let Some(last) = b.bufs.last_mut() {
@@ -503,7 +553,7 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
                 apply_modifier(kw, v, b.last_content(kw)?)?;
             }
             "isdataat" | "byte_test" | "byte_jump" | "byte_extract" => {
-                payload::lower(kw, opt, &mut b)?
+                payload::lower(kw, opt, &mut b, pcres)?
             }
             "threshold" | "detection_filter" => {
                 if let Some(prev) = threshold_kw {
@@ -536,9 +586,7 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
     }
     let prefilter = choose_prefilter(&b.ops, b.fast_pattern);
     let (ops, buffers) = split_buffers(std::mem::take(&mut b.ops), &b.bufs);
-    let (flowbit_checks, flowbit_actions) =
-        flowbit_names.intern(std::mem::take(&mut b.flowbits))?;
-    Ok(Rule {
+    let rule = Rule {
         meta,
         proto,
         src: IpSet {
@@ -556,14 +604,15 @@ fn lower_rule_with(p: &ParsedRule, flowbit_names: &mut FlowbitNames) -> Result<R
         bidirectional: p.bidirectional,
         flow,
         checks: b.checks,
-        flowbit_checks,
-        flowbit_actions,
+        flowbit_checks: Vec::new(),
+        flowbit_actions: Vec::new(),
         noalert: b.noalert,
         ops,
         prefilter,
         app_proto,
         buffers,
-    })
+    };
+    Ok((rule, std::mem::take(&mut b.flowbits)))
 }
 
 /// Splits the ops by buffer: the payload's ops, then one [`BufferOps`] per

@@ -3,12 +3,13 @@
 //! `byte_extract` (whose variables later keywords may use).
 
 use sandgate_matcher::ir::MAX_VARS;
-use sandgate_matcher::pcre::{compile_pcre, PcreError};
+use sandgate_matcher::pcre::PcreError;
 use sandgate_matcher::{
     ByteExtract, ByteJump, ByteOp, ByteRead, ByteTest, Endian, IsDataAt, JumpFrom, NumBase, Op,
     Pcre, Value,
 };
 
+use super::batch::PcreCache;
 use super::{bad, RuleBuilder, SkipReason};
 use crate::rules::RuleOption;
 
@@ -19,15 +20,21 @@ fn unsupported(keyword: &str, what: impl Into<String>) -> SkipReason {
     }
 }
 
-/// Lower one of `pcre`, `isdataat`, `byte_test`, `byte_jump`, `byte_extract`.
-pub(super) fn lower(kw: &str, opt: &RuleOption, b: &mut RuleBuilder) -> Result<(), SkipReason> {
+/// Lower one of `pcre`, `isdataat`, `byte_test`, `byte_jump`, `byte_extract`;
+/// `pcre` values are compiled through `pcres`.
+pub(super) fn lower(
+    kw: &str,
+    opt: &RuleOption,
+    b: &mut RuleBuilder,
+    pcres: &PcreCache,
+) -> Result<(), SkipReason> {
     let value = opt
         .unnegated_value()
         .map(str::trim)
         .ok_or_else(|| bad(kw, "missing value"))?;
     let op = match kw {
         "pcre" => {
-            let spec = compile_pcre(value).map_err(|e| match e {
+            let spec = pcres.compile(value).map_err(|e| match e {
                 PcreError::Unsupported(what) => unsupported(kw, what),
                 PcreError::TooBig => unsupported(kw, e.to_string()),
                 other => bad(kw, other.to_string()),
