@@ -37,7 +37,8 @@ use sandgate_patterns::rules::{RuleSource, Vars};
 use sandgate_runtime::testkit::{self, InspectBody, IpsOptions};
 use sandgate_runtime::wit::{Batch, Direction as WDirection, IpAddress, Packet};
 use sandgate_runtime::{
-    AddressSpace, ArtifactCache, CacheOutcome, Engine, EngineConfig, LoadedModule, Metering,
+    AddressSpace, ArtifactCache, CacheOutcome, DescribeOutcome, Engine, EngineConfig, LoadedModule,
+    Metering,
 };
 
 #[derive(Parser)]
@@ -512,9 +513,12 @@ fn load_and_memory_rows(label: &str, component: &[u8], rows: &mut Vec<Row>) -> R
     if first != CacheOutcome::Compiled || second != CacheOutcome::Hit {
         bail!("{label}: artifact cache did not hit ({first:?}, {second:?})");
     }
+    if module.describe_outcome() != DescribeOutcome::Cached {
+        bail!("{label}: the cached load called describe again");
+    }
     rows.push(Row {
         name: format!("{label}: load from precompiled cache"),
-        value: format!("{:.1} ms (check + deserialise + describe)", ms(cached)),
+        value: format!("{:.1} ms (check + map + cached describe)", ms(cached)),
         baseline: format!("compile {:.1} ms", ms(compiled)),
         ratio: format!("{:.1}x faster", ms(compiled) / ms(cached).max(0.001)),
     });
