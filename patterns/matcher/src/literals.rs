@@ -11,9 +11,10 @@
 //! matchers instead: every literal is keyed by one short window of itself
 //! (its whole self when shorter than 4 bytes; otherwise the 4-byte window
 //! rarest among all literals), the scan keeps the last 4 folded bytes in a
-//! register, and at each position looks the window up in a bucket table
-//! that is mostly empty; only a hit compares the whole literal. Building it
-//! is a sort.
+//! register, and at each position tests its last two bytes in an exact
+//! 8 KiB pair table, then the window in a 16 KiB hashed filter, then a
+//! bucket table; only a hit compares the whole literal. Building it is a
+//! sort.
 
 /// Bytes of the longest window a literal is keyed by.
 const WINDOW: usize = 4;
@@ -112,6 +113,10 @@ pub struct LiteralSet {
     short_end: [u8; 256],
     /// Bit `hash(window)` set for each 4-byte window literals are keyed by.
     bloom: Box<[u64; BLOOM_WORDS]>,
+    /// Bit `b1 << 8 | b2` set when some key ends with the folded bytes
+    /// `b1 b2` (every `b1` for a 1-byte literal): the first, exact test at
+    /// each position, one load.
+    pairs: Box<[u64; 1024]>,
 }
 
 impl Default for LiteralSet {
@@ -180,8 +185,20 @@ impl LiteralSet {
         }
         let mut short_end = [0u8; 256];
         let mut bloom = Box::new([0u64; BLOOM_WORDS]);
+        let mut pairs = Box::new([0u64; 1024]);
+        let mut pair = |p: u32| {
+            let p = (p & 0xFFFF) as usize;
+            pairs[p >> 6] |= 1u64 << (p & 63);
+        };
         for (n, entries) in per_level.iter().enumerate() {
             for e in entries {
+                if n == 0 {
+                    for b1 in 0..=255u32 {
+                        pair(b1 << 8 | e.key);
+                    }
+                } else {
+                    pair(e.key);
+                }
                 if n + 1 < WINDOW {
                     short_end[(e.key & 0xFF) as usize] |= 1 << n;
                 } else {
@@ -196,6 +213,7 @@ impl LiteralSet {
             levels: [Level::new(a), Level::new(b), Level::new(c), Level::new(d)],
             short_end,
             bloom,
+            pairs,
         }
     }
 
@@ -221,6 +239,10 @@ impl LiteralSet {
         for (i, &b) in hay.iter().enumerate() {
             let f = FOLD[b as usize];
             w = (w << 8) | u32::from(f);
+            let p = (w & 0xFFFF) as usize;
+            if self.pairs[p >> 6] & (1u64 << (p & 63)) == 0 {
+                continue;
+            }
             let short = self.short_end[f as usize];
             let (word, bit) = bloom_bit(w);
             if short == 0 && self.bloom[word] & bit == 0 {
