@@ -89,7 +89,7 @@ pub fn measure(
             }
             Ok(())
         })?;
-        let matcher = Matcher::new(set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let matcher = Matcher::new(set);
         let mut scratch = Scratch::default();
         let mut out = Vec::new();
         let (ni, ne) = time_loop(secs, || {

@@ -25,7 +25,7 @@ fn matcher(rules: &str) -> Matcher {
         "1",
     );
     assert!(compiled.skipped.is_empty(), "{:?}", compiled.skipped);
-    Matcher::new(compiled.set).expect("matcher")
+    Matcher::new(compiled.set)
 }
 
 fn skip_reason(rule: &str) -> SkipReason {

@@ -45,7 +45,7 @@ fn matches(rule: &str, pkt: &Pkt<'_>) -> bool {
         "rule did not compile: {:?}",
         compiled.skipped
     );
-    let m = Matcher::new(compiled.set).expect("prefilter builds");
+    let m = Matcher::new(compiled.set);
     let view = PacketView {
         protocol: pkt.proto,
         src: ipv4_key(pkt.src.into()),

@@ -248,8 +248,7 @@ pub fn evaluate(target: &Target, pcap: &std::path::Path) -> anyhow::Result<Vec<P
             );
         }
     }
-    let matcher = Matcher::new(target.set.clone())
-        .map_err(|e| anyhow::anyhow!("building the rule set: {e}"))?;
+    let matcher = Matcher::new(target.set.clone());
     let mut inspector = Inspector::with_config(
         Vec::new(),
         BatchLimits::default(),

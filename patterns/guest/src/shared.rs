@@ -47,7 +47,7 @@ pub(crate) fn matcher() -> Result<&'static Matcher, String> {
     STATE
         .get_or_init(|| {
             let set = RuleSet::from_bytes(rule_data()).map_err(|e| e.to_string())?;
-            Matcher::new(set).map_err(|e| e.to_string())
+            Ok(Matcher::new(set))
         })
         .as_ref()
         .map_err(Clone::clone)

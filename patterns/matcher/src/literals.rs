@@ -245,15 +245,13 @@ impl LiteralSet {
             }
             let short = self.short_end[f as usize];
             let (word, bit) = bloom_bit(w);
-            if short == 0 && self.bloom[word] & bit == 0 {
+            // Bit n - 1: a key of n bytes may end here.
+            let levels = short | (u8::from(self.bloom[word] & bit != 0) << (WINDOW - 1));
+            if levels == 0 {
                 continue;
             }
             for n in 1..=WINDOW {
-                let hit = if n < WINDOW {
-                    short & (1 << (n - 1)) != 0
-                } else {
-                    self.bloom[word] & bit != 0
-                };
+                let hit = levels & (1 << (n - 1)) != 0;
                 // The window of `n` bytes ending at `i` must lie in `hay`.
                 if hit && i + 1 >= n {
                     let key = if n == WINDOW {

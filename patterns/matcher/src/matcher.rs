@@ -109,7 +109,7 @@ struct Prefilter {
 
 impl Prefilter {
     /// The prefilter of `rules`, given as (evaluation position, rule).
-    fn new<'r>(rules: impl Iterator<Item = (u32, &'r Rule)>) -> Result<Self, BuildError> {
+    fn new<'r>(rules: impl Iterator<Item = (u32, &'r Rule)>) -> Self {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut index = std::collections::HashMap::<Vec<u8>, usize>::new();
         let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
@@ -128,11 +128,11 @@ impl Prefilter {
                 _ => always.push(i),
             }
         }
-        Ok(Prefilter {
+        Prefilter {
             literals: LiteralSet::new(&literals),
             pattern_rules,
             always,
-        })
+        }
     }
 
     fn has_rules(&self) -> bool {
@@ -153,21 +153,10 @@ impl Prefilter {
     }
 }
 
-/// Error building the prefilter automaton.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError(pub String);
-
-impl core::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "building the prefilter failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for BuildError {}
-
 impl Matcher {
-    /// Build the prefilter for `set`.
-    pub fn new(set: RuleSet) -> Result<Self, BuildError> {
+    /// Build the prefilter for `set` (tables sized by the literals: it
+    /// cannot fail).
+    pub fn new(set: RuleSet) -> Self {
         let uses_flowbits = set
             .rules
             .iter()
@@ -188,17 +177,17 @@ impl Matcher {
                 .enumerate()
                 .filter_map(|(pos, &i)| Some((pos as u32, set.rules.get(i as usize)?)))
         };
-        let packet = Prefilter::new(by_position().filter(|(_, r)| !r.is_app()))?;
-        let app = Prefilter::new(by_position().filter(|(_, r)| r.is_app()))?;
+        let packet = Prefilter::new(by_position().filter(|(_, r)| !r.is_app()));
+        let app = Prefilter::new(by_position().filter(|(_, r)| r.is_app()));
         let tag = names_tag(&set.flowbits);
-        Ok(Matcher {
+        Matcher {
             set,
             packet,
             app,
             order,
             uses_flowbits,
             tag,
-        })
+        }
     }
 
     pub fn rule_set(&self) -> &RuleSet {

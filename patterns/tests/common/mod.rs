@@ -17,7 +17,7 @@ pub fn compile_ok(text: &str) -> Matcher {
         "did not compile: {:?}",
         compiled.skipped
     );
-    Matcher::new(compiled.set).expect("prefilter builds")
+    Matcher::new(compiled.set)
 }
 
 pub fn compile(text: &str) -> Compiled {
